@@ -1,0 +1,139 @@
+"""Profile Sync DAGs: ``profile_sync_full`` and ``profile_sync_incremental``.
+
+Both are built by one factory from the configuration (``PROFILE_SYNC_CONFIG``).
+Each task calls exactly one engine step (``include/profile_sync/run/steps.py``)
+and returns a small summary. The run history, gate reports and counts live in
+the state store; see README.md.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from airflow.sdk import DAG, Asset, Param, PokeReturnValue, get_current_context, task
+
+_ROOT = Path(__file__).resolve().parents[1]
+for _p in (_ROOT / "include", _ROOT / "plugins"):
+    if str(_p) not in sys.path:
+        sys.path.insert(0, str(_p))
+
+from profile_sync.config import load_settings  # noqa: E402  (small: YAML + pydantic, no pandas)
+
+PROFILE_STORE = Asset(name="profile_sync_profile_store", uri="profile-sync://profile-store/user_profiles")
+"""Updated when a synchronization finishes; downstream DAGs can be scheduled on it."""
+
+
+def _step(name: str, *args: object) -> dict:
+    from profile_sync.run import steps
+    from profile_sync_airflow.tasks import call_step
+
+    return call_step(getattr(steps, name), get_current_context(), *args)
+
+
+def build_dag(kind: str) -> DAG:
+    """The DAG for ``kind`` (``full`` or ``incremental``)."""
+    settings = load_settings()
+    directories = [d.name for d in settings.directories]
+    schedule = settings.schedule.full if kind == "full" else settings.schedule.incremental
+    lease = settings.lease
+
+    with DAG(
+        dag_id=f"profile_sync_{kind}",
+        description=f"{kind.capitalize()} synchronization: directories → profile store → write-back",
+        schedule=schedule,
+        start_date=datetime(2026, 1, 1),
+        catchup=False,
+        max_active_runs=1,
+        tags=["profile_sync", kind],
+        default_args={"retries": 1, "retry_delay": timedelta(seconds=30), "pool": settings.pool},
+        params={
+            "mode": Param(kind, enum=["full", "incremental"], title="Mode",
+                          description="Full: import and synchronize everything. Incremental: only changes "
+                                      "(becomes full when it must, with the reason in the run history)."),
+            "dry_run": Param(False, type="boolean", title="Dry run",
+                             description="Compute and report pending exports; write nothing."),
+        },
+        doc_md=__doc__,
+    ) as dag:
+
+        @task.sensor(task_id="start_run", poke_interval=lease.poke_seconds, timeout=max(lease.wait_seconds, 1),
+                     mode="reschedule", pool="default_pool", retries=0)
+        def start_run() -> PokeReturnValue:
+            """Take the state-store lease (waits while another run holds it) and choose the mode."""
+            from profile_sync.run import steps
+            from profile_sync_airflow.tasks import run_context
+
+            summary = steps.start_run(run_context(get_current_context()))
+            return PokeReturnValue(is_done=summary is not None, xcom_value=summary)
+
+        @task
+        def import_directory(connection: str) -> dict:
+            return _step("import_directory", connection)
+
+        @task
+        def import_profile_store() -> dict:
+            return _step("import_profile_store")
+
+        @task
+        def synchronize() -> dict:
+            return _step("synchronize")
+
+        @task(retries=0)
+        def validate_export() -> dict:
+            return _step("validate_export")
+
+        @task
+        def export_profile_store() -> dict:
+            return _step("export_profile_store")
+
+        @task
+        def confirm_profile_store() -> dict:
+            return _step("confirm_profile_store")
+
+        @task
+        def synchronize_writeback() -> dict:
+            return _step("synchronize_writeback")
+
+        @task
+        def export_directory(connection: str) -> dict:
+            return _step("export_directory", connection)
+
+        @task
+        def confirm_directory(connection: str) -> dict:
+            return _step("confirm_directory", connection)
+
+        @task(outlets=[PROFILE_STORE])
+        def finish_run() -> dict:
+            return _step("finish_run")
+
+        @task(pool="default_pool", retries=2)
+        def release_run() -> dict:
+            """Teardown: record a failed run, discard its state, free the lease."""
+            from profile_sync.run import steps
+            from profile_sync_airflow.tasks import run_context
+
+            return steps.release_run(run_context(get_current_context()))
+
+        start = start_run()
+        release = release_run()
+        (
+            start
+            >> import_directory.expand(connection=directories)
+            >> import_profile_store()
+            >> synchronize()
+            >> validate_export()
+            >> export_profile_store()
+            >> confirm_profile_store()
+            >> synchronize_writeback()
+            >> export_directory.expand(connection=directories)
+            >> confirm_directory.expand(connection=directories)
+            >> finish_run()
+            >> release.as_teardown(setups=start)
+        )
+    return dag
+
+
+profile_sync_full = build_dag("full")
+profile_sync_incremental = build_dag("incremental")

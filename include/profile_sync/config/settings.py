@@ -1,0 +1,231 @@
+"""Typed configuration of Profile Sync.
+
+One YAML file (see ``loader.py``) is validated into these frozen models. Every
+field has a default and an attribute docstring; the README's configuration
+reference is written from them. Secrets never live here: a connection names an
+Airflow Connection (``conn_id``) or an environment variable holding the secret.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Transform = Literal[
+    "copy",
+    "lower",
+    "account_name",
+    "proxy_primary_smtp",
+    "proxy_sip",
+    "boolean",
+    "reference",
+    "first_value",
+]
+"""Closed vocabulary of attribute-flow transforms (see ``sync/transforms.py``)."""
+
+Direction = Literal["import", "export", "both"]
+"""``import``: directory → profile; ``export``: profile → directory (write-back); ``both``."""
+
+PropertyType = Literal["string", "text", "boolean", "integer", "date", "binary"]
+"""Column types a profile property can have."""
+
+DirectoryType = Literal["ldif", "ldap"]
+PresetName = Literal["active_directory", "inetorgperson"]
+DisabledAccountPolicy = Literal["leave_scope", "freeze"]
+
+_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class PropertyMapping(_Frozen):
+    """One attribute flow between a directory attribute and a profile property."""
+
+    source: str
+    """Directory attribute name (case-insensitive, as the directory spells it)."""
+    transform: Transform = "copy"
+    """How the value is turned into the property value."""
+    direction: Direction = "import"
+    """``import`` (directory wins), ``export`` (write-back only) or ``both``."""
+
+
+class CustomProperty(_Frozen):
+    """A profile property that is not one of the built-in columns."""
+
+    type: PropertyType = "string"
+    """Column type."""
+    max_length: int | None = Field(default=256, ge=1, le=1_000_000)
+    """Maximum length for ``string`` columns (ignored for other types)."""
+
+
+class DirectoryConnection(_Frozen):
+    """A directory: an LDIF export or an LDAP server (Active Directory, OpenLDAP, ...)."""
+
+    name: str
+    """Identifier of the connection (lower case letters, digits, ``_``); names its connector space."""
+    type: DirectoryType = "ldif"
+    """``ldif`` (a file) or ``ldap`` (a server through an Airflow Connection)."""
+    path: str | None = None
+    """LDIF: the file, absolute or relative to the project root."""
+    conn_id: str | None = None
+    """LDAP: the Airflow Connection id (host, port, login = bind DN, password; extras)."""
+    preset: PresetName = "active_directory"
+    """Default mappings, object classes and anchor: ``active_directory`` or ``inetorgperson``."""
+    containers: tuple[str, ...] = ()
+    """Selected containers (base DNs). Only objects at or below one of them are in scope."""
+    excluded_containers: tuple[str, ...] = ()
+    """Containers below a selected one that are left out of scope."""
+    filter: str | None = None
+    """An RFC 4515 LDAP filter an object must match to be in scope (for LDIF it is evaluated by the engine)."""
+    person_object_classes: tuple[str, ...] | None = None
+    """Object classes of people; preset default (``user`` / ``inetOrgPerson``, ``person``)."""
+    group_object_classes: tuple[str, ...] | None = None
+    """Object classes of groups; preset default (``group`` / ``groupOfNames``, ``groupOfUniqueNames``)."""
+    excluded_object_classes: tuple[str, ...] | None = None
+    """Object classes never in scope even if they match a person class (preset: ``computer``)."""
+    anchor: str | None = None
+    """Anchor attribute (``objectGUID``, ``entryUUID``, any attribute, or ``dn``); preset default."""
+    mappings: dict[str, PropertyMapping | None] = Field(default_factory=dict)
+    """Overrides on top of the preset: ``property: {source, transform, direction}``; ``null`` removes one."""
+    precedence: int | None = None
+    """Lower wins when several connections feed one property; default: order in the file."""
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        if not _NAME_RE.match(value):
+            raise ValueError(
+                f"{value!r} is not a valid connection name: use lower-case letters, digits and '_', "
+                "starting with a letter"
+            )
+        return value
+
+    @field_validator("mappings", mode="before")
+    @classmethod
+    def _shorthand(cls, value: object) -> object:
+        # ``property: attribute`` is shorthand for ``property: {source: attribute}``.
+        if isinstance(value, dict):
+            return {k: ({"source": v} if isinstance(v, str) else v) for k, v in value.items()}
+        return value
+
+    @model_validator(mode="after")
+    def _check_source(self) -> "DirectoryConnection":
+        if self.type == "ldif" and not self.path:
+            raise ValueError(f"directory {self.name!r}: an ldif connection needs 'path'")
+        if self.type == "ldap" and not self.conn_id:
+            raise ValueError(f"directory {self.name!r}: an ldap connection needs 'conn_id'")
+        if not self.containers:
+            raise ValueError(f"directory {self.name!r}: 'containers' must list at least one base DN")
+        return self
+
+
+class StateStoreSettings(_Frozen):
+    """Where connector spaces, the metaverse, watermarks and the run history live."""
+
+    url: str = "file://.local/state"
+    """``file://`` URL (relative paths are relative to the project root)."""
+
+    @field_validator("url")
+    @classmethod
+    def _scheme(cls, value: str) -> str:
+        if not value.startswith("file://"):
+            raise ValueError(
+                f"state store {value!r}: only file:// URLs are supported (the lease needs an atomic "
+                "create; object storage is not supported yet)"
+            )
+        return value
+
+
+class ProfileStoreSettings(_Frozen):
+    """The SQL profile store."""
+
+    url: str | None = "sqlite:///.local/profiles.db"
+    """SQLAlchemy URL without secrets (relative SQLite paths are relative to the project root)."""
+    conn_id: str | None = None
+    """Airflow Connection id; when set it wins over ``url`` (the password comes from the Connection)."""
+
+
+class DeletionSettings(_Frozen):
+    """What happens to people who are deleted, leave scope or are disabled."""
+
+    disabled_accounts: DisabledAccountPolicy = "leave_scope"
+    """``leave_scope``: a disabled person's profile is marked for deletion; ``freeze``: kept, no longer updated."""
+    retention_days: int | None = Field(default=30, ge=0)
+    """Profiles marked for deletion longer than this are purged; ``null`` keeps them forever."""
+
+
+class ScheduleSettings(_Frozen):
+    """Schedules of the two DAGs (cron strings or Airflow presets; ``null`` = manual only)."""
+
+    full: str | None = "@weekly"
+    """Schedule of ``profile_sync_full``."""
+    incremental: str | None = "*/15 * * * *"
+    """Schedule of ``profile_sync_incremental``."""
+
+
+class LeaseSettings(_Frozen):
+    """The lease that keeps two synchronizations from interleaving."""
+
+    ttl_seconds: int = Field(default=3600, ge=30)
+    """A lease not renewed for this long is considered abandoned (its worker died)."""
+    wait_seconds: int = Field(default=3600, ge=0)
+    """How long a run waits for the lease before failing."""
+    poke_seconds: int = Field(default=15, ge=1)
+    """How often a waiting run checks the lease."""
+
+
+class Settings(_Frozen):
+    """The whole configuration file."""
+
+    directories: tuple[DirectoryConnection, ...]
+    """Directory connections (at least one)."""
+    state_store: StateStoreSettings = StateStoreSettings()
+    profile_store: ProfileStoreSettings = ProfileStoreSettings()
+    deletion: DeletionSettings = DeletionSettings()
+    schedule: ScheduleSettings = ScheduleSettings()
+    lease: LeaseSettings = LeaseSettings()
+    account_name_format: str = "i:0#.f|membership|{value}"
+    """Format of ``account_name``; ``{value}`` is the source value (the UPN), lower-cased."""
+    custom_properties: dict[str, CustomProperty] = Field(default_factory=dict)
+    """Profile properties beyond the built-in ones, added to the store by a recorded schema change."""
+    pool: str = "profile_sync"
+    """One-slot Airflow pool the steps run in."""
+
+    @field_validator("directories")
+    @classmethod
+    def _unique(cls, value: tuple[DirectoryConnection, ...]) -> tuple[DirectoryConnection, ...]:
+        if not value:
+            raise ValueError("at least one directory connection is required")
+        names = [d.name for d in value]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"directory names must be unique; repeated: {', '.join(dupes)}")
+        return value
+
+    @field_validator("account_name_format")
+    @classmethod
+    def _format(cls, value: str) -> str:
+        if "{value}" not in value:
+            raise ValueError(f"{value!r} must contain '{{value}}'")
+        return value
+
+    @field_validator("custom_properties")
+    @classmethod
+    def _custom_names(cls, value: dict[str, CustomProperty]) -> dict[str, CustomProperty]:
+        bad = [k for k in value if not _NAME_RE.match(k)]
+        if bad:
+            raise ValueError(f"invalid property names {bad}: use lower-case letters, digits and '_'")
+        return value
+
+    def directory(self, name: str) -> DirectoryConnection:
+        """The directory connection called ``name``."""
+        for d in self.directories:
+            if d.name == name:
+                return d
+        from profile_sync.errors import ValueErrorWithKnownValues
+
+        raise ValueErrorWithKnownValues("directory connection", name, [d.name for d in self.directories])

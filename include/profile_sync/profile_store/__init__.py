@@ -1,0 +1,1 @@
+"""The SQL profile store (SQLAlchemy Core): schema, full import, export."""

@@ -1,0 +1,258 @@
+"""Reading and writing the profile store in bulk (SQLAlchemy Core).
+
+``read_all`` is the full import of the profile store (step 2 and the confirming
+import, step 5): one SELECT per table. ``apply_pending_exports`` is the export
+(step 4): one transaction, bulk statements through temporary staging tables
+(``UPDATE … FROM``), never one round trip per person. If anything fails the
+transaction rolls back and the profile store is exactly as it was.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import (
+    Column,
+    Connection,
+    Engine,
+    MetaData,
+    Table,
+    and_,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    inspect,
+    select,
+    update,
+)
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+
+from profile_sync.config.properties import PropertySpec
+from profile_sync.profile_store.errors import ProfileStoreError, ProfileStoreUnavailableError
+from profile_sync.profile_store.schema import build_metadata
+from profile_sync.sync.pending_exports import ACTIVE, MARKED, PendingExports
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def make_engine(url: str) -> Engine:
+    """A SQLAlchemy engine; SQLite gets foreign keys on and a busy timeout."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 60})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def _objects(frame: pd.DataFrame) -> pd.DataFrame:
+    out = frame.astype(object)
+    return out.where(out.notna(), None)
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return _objects(frame).to_dict("records")
+
+
+@dataclass(frozen=True)
+class ProfileStoreSnapshot:
+    """The profile store as read by a full import."""
+
+    people: pd.DataFrame
+    groups: pd.DataFrame
+    memberships: pd.DataFrame
+    exists: bool
+    """False before the first export created the tables."""
+
+
+class ProfileStore:
+    """The profile store of one configuration."""
+
+    def __init__(self, engine: Engine, specs: dict[str, PropertySpec]) -> None:
+        self.engine = engine
+        self.specs = specs
+        self.metadata, self.profiles, self.groups, self.memberships, self.changes = build_metadata(specs)
+
+    # -- full import ------------------------------------------------------------------
+    def exists(self) -> bool:
+        try:
+            return inspect(self.engine).has_table("user_profiles")
+        except OperationalError as exc:
+            raise ProfileStoreUnavailableError(f"profile store unreachable: {exc.orig}") from exc
+
+    def read_all(self) -> ProfileStoreSnapshot:
+        """Every profile, group and membership, one SELECT per table."""
+        if not self.exists():
+            return ProfileStoreSnapshot(self._empty(self.profiles), self._empty(self.groups),
+                                        self._empty(self.memberships), exists=False)
+        with self.engine.connect() as conn:
+            actual = {c["name"] for c in inspect(conn).get_columns("user_profiles")}
+            cols = [c for c in self.profiles.c if c.name in actual]
+            people = self._frame(conn, select(*cols), self.profiles)
+            groups = self._frame(conn, select(self.groups), self.groups)
+            members = self._frame(conn, select(self.memberships), self.memberships)
+        return ProfileStoreSnapshot(people, groups, members, exists=True)
+
+    @staticmethod
+    def _empty(table: Table) -> pd.DataFrame:
+        return pd.DataFrame({c.name: pd.Series(dtype=object) for c in table.c})
+
+    @staticmethod
+    def _frame(conn: Connection, stmt, table: Table) -> pd.DataFrame:  # noqa: ANN001
+        result = conn.execute(stmt)
+        rows = result.fetchall()
+        frame = pd.DataFrame.from_records(rows, columns=list(result.keys()), coerce_float=False)
+        for c in table.c:
+            if c.name not in frame.columns:
+                frame[c.name] = None
+        return _objects(frame[[c.name for c in table.c]])
+
+    # -- export -----------------------------------------------------------------------
+    def ensure_schema(self, conn: Connection, run_id: str | None) -> list[str]:
+        """Create missing tables; add columns for new properties, recording each change."""
+        self.metadata.create_all(conn)
+        existing = {c["name"] for c in inspect(conn).get_columns("user_profiles")}
+        added = []
+        for column in self.profiles.c:
+            if column.name in existing:
+                continue
+            ddl = (f"ALTER TABLE user_profiles ADD COLUMN {conn.dialect.identifier_preparer.quote(column.name)} "
+                   f"{column.type.compile(dialect=conn.dialect)}")
+            conn.exec_driver_sql(ddl)
+            conn.execute(insert(self.changes).values(
+                applied_at=_now(), run_id=run_id, table_name="user_profiles", column_name=column.name,
+                column_type=str(column.type.compile(dialect=conn.dialect)), statement=ddl))
+            added.append(column.name)
+        return added
+
+    def apply_pending_exports(self, pending: PendingExports, run_id: str | None,
+                              retention_days: int | None) -> dict[str, int]:
+        """Apply ``pending`` in one transaction; returns what was written."""
+        now = _now()
+        try:
+            with self.engine.begin() as conn:
+                added_columns = self.ensure_schema(conn, run_id)
+                written = self._apply_people(conn, pending, now)
+                written.update(self._apply_groups(conn, pending, now))
+                written.update(self._apply_memberships(conn, pending))
+                written["purged"] = self._purge(conn, now, retention_days)
+                written["schema_changes"] = len(added_columns)
+        except IntegrityError as exc:
+            raise ProfileStoreError(f"the profile store refused the export (nothing was written): {exc.orig}") from exc
+        except OperationalError as exc:
+            raise ProfileStoreUnavailableError(f"profile store unavailable (nothing was written): {exc.orig}") from exc
+        except DBAPIError as exc:
+            raise ProfileStoreError(f"the profile store refused the export (nothing was written): {exc.orig}") from exc
+        return written
+
+    def _stage(self, conn: Connection, name: str, like: Table, frame: pd.DataFrame, columns: list[str]) -> Table:
+        """A temporary table with ``columns`` of ``like``, filled with ``frame`` in one bulk insert."""
+        stage = Table(f"_ps_stage_{name}", MetaData(),
+                      *[Column(c, like.c[c].type) for c in columns], prefixes=["TEMPORARY"])
+        stage.drop(conn, checkfirst=True)
+        stage.create(conn)
+        if len(frame):
+            conn.execute(insert(stage), _records(frame[columns]))
+        return stage
+
+    def _apply_people(self, conn: Connection, pending: PendingExports, now: datetime) -> dict[str, int]:
+        p = self.profiles
+        ops = pending.people
+        values = [c for c in ops.columns if c not in ("operation", "changed", "profile_id") and c in p.c]
+        marks = ops.loc[ops["operation"] == "mark", ["profile_id"]]
+        if len(marks):
+            stage = self._stage(conn, "marks", p, marks, ["profile_id"])
+            conn.execute(update(p).where(p.c.profile_id.in_(select(stage.c.profile_id)))
+                         .where(p.c.state == ACTIVE)
+                         .values(state=MARKED, marked_for_deletion_at=now, updated_at=now))
+        upd = ops.loc[ops["operation"].isin(["update", "unmark"])]
+        if len(upd):
+            stage = self._stage(conn, "updates", p, upd, ["profile_id", *values])
+            if "account_name" in values:
+                # Free changing account names first, so two people may swap names in one export.
+                renamed = upd.loc[upd["changed"].str.contains(r"(?:^|,)account_name(?:,|$)", regex=True),
+                                  ["profile_id"]]
+                if len(renamed):
+                    rstage = self._stage(conn, "renames", p, renamed, ["profile_id"])
+                    conn.execute(update(p).where(p.c.profile_id.in_(select(rstage.c.profile_id)))
+                                 .values(account_name=None))
+            conn.execute(update(p).where(p.c.profile_id == stage.c.profile_id)
+                         .values({**{c: stage.c[c] for c in values}, "state": ACTIVE,
+                                  "marked_for_deletion_at": None, "updated_at": now}))
+        adds = ops.loc[ops["operation"] == "add"]
+        if len(adds):
+            rows = _objects(adds[["profile_id", *values]]).assign(
+                state=ACTIVE, created_at=now, updated_at=now).to_dict("records")
+            conn.execute(insert(p), rows)
+        return {"adds": len(adds), "updates": len(upd), "deletes": len(marks)}
+
+    def _apply_groups(self, conn: Connection, pending: PendingExports, now: datetime) -> dict[str, int]:
+        g = self.groups
+        ops = pending.groups
+        values = [c for c in ops.columns if c not in ("operation", "changed", "group_id") and c in g.c]
+        marks = ops.loc[ops["operation"] == "mark", ["group_id"]]
+        if len(marks):
+            stage = self._stage(conn, "group_marks", g, marks, ["group_id"])
+            conn.execute(update(g).where(g.c.group_id.in_(select(stage.c.group_id)))
+                         .values(state=MARKED, marked_for_deletion_at=now, updated_at=now))
+        upd = ops.loc[ops["operation"].isin(["update", "unmark"])]
+        if len(upd):
+            stage = self._stage(conn, "group_updates", g, upd, ["group_id", *values])
+            conn.execute(update(g).where(g.c.group_id == stage.c.group_id)
+                         .values({**{c: stage.c[c] for c in values}, "state": ACTIVE,
+                                  "marked_for_deletion_at": None, "updated_at": now}))
+        adds = ops.loc[ops["operation"] == "add"]
+        if len(adds):
+            conn.execute(insert(g), _objects(adds[["group_id", *values]]).assign(
+                state=ACTIVE, created_at=now, updated_at=now).to_dict("records"))
+        return {"group_adds": len(adds), "group_updates": len(upd), "group_deletes": len(marks)}
+
+    def _apply_memberships(self, conn: Connection, pending: PendingExports) -> dict[str, int]:
+        m = self.memberships
+        ops = pending.memberships
+        key = ["group_id", "member_type", "member_id"]
+        removes = ops.loc[ops["operation"] == "remove", key]
+        if len(removes):
+            stage = self._stage(conn, "member_removes", m, removes, key)
+            conn.execute(delete(m).where(
+                select(stage.c.group_id).where(and_(*[stage.c[c] == m.c[c] for c in key])).exists()))
+        adds = ops.loc[ops["operation"] == "add", key]
+        if len(adds):
+            conn.execute(insert(m), _records(adds))
+        return {"membership_adds": len(adds), "membership_removes": len(removes)}
+
+    def _purge(self, conn: Connection, now: datetime, retention_days: int | None) -> int:
+        """Delete profiles marked for deletion longer than the retention period."""
+        if retention_days is None:
+            return 0
+        p, m = self.profiles, self.memberships
+        cutoff = now - timedelta(days=retention_days)
+        old = select(p.c.profile_id).where(p.c.state == MARKED, p.c.marked_for_deletion_at < cutoff)
+        conn.execute(delete(m).where(m.c.member_type == "person", m.c.member_id.in_(old)))
+        result = conn.execute(delete(p).where(p.c.state == MARKED, p.c.marked_for_deletion_at < cutoff))
+        return int(result.rowcount or 0)
+
+    def counts(self) -> dict[str, int]:
+        """People (active / marked), groups and memberships now in the store."""
+        if not self.exists():
+            return {"people": 0, "marked_for_deletion": 0, "groups": 0, "memberships": 0}
+        p, g, m = self.profiles, self.groups, self.memberships
+        with self.engine.connect() as conn:
+            by_state = dict(conn.execute(select(p.c.state, func.count()).group_by(p.c.state)).all())
+            groups = conn.execute(select(func.count()).select_from(g).where(g.c.state == ACTIVE)).scalar_one()
+            members = conn.execute(select(func.count()).select_from(m)).scalar_one()
+        return {"people": int(by_state.get(ACTIVE, 0)), "marked_for_deletion": int(by_state.get(MARKED, 0)),
+                "groups": int(groups), "memberships": int(members)}
+

@@ -1,0 +1,94 @@
+"""The run context: what every step needs to know about the run it belongs to.
+
+Built by the DAG layer from the Airflow context (run id, params) and the
+resolved connections; built directly by tests and scripts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Callable, Literal
+
+from profile_sync.config.loader import PROJECT_ROOT, load_settings
+from profile_sync.config.settings import Settings
+from profile_sync.errors import TerminalError
+from profile_sync.state.history import RunHistory
+from profile_sync.state.lease import Lease
+from profile_sync.state.store import RunState, StateStore
+
+Mode = Literal["full", "incremental"]
+
+
+@dataclass(frozen=True)
+class ConnectionInfo:
+    """An external system's address and credentials, from an Airflow Connection or the environment."""
+
+    conn_id: str
+    uri: str | None = None
+    host: str | None = None
+    port: int | None = None
+    login: str | None = None
+    password: str | None = field(default=None, repr=False)
+    schema: str | None = None
+    extra: dict = field(default_factory=dict)
+
+
+ConnectionResolver = Callable[[str], ConnectionInfo]
+
+
+def _no_resolver(conn_id: str) -> ConnectionInfo:
+    raise TerminalError(
+        f"connection {conn_id!r} is an Airflow Connection; run through Airflow or pass a connection resolver"
+    )
+
+
+@dataclass
+class RunContext:
+    """One synchronization run."""
+
+    run_id: str
+    settings: Settings = field(default_factory=load_settings)
+    project_root: Path = PROJECT_ROOT
+    dag_id: str = "manual"
+    requested_mode: Mode = "full"
+    dry_run: bool = False
+    triggered_by: str | None = None
+    resolve_connection: ConnectionResolver = _no_resolver
+
+    @cached_property
+    def store(self) -> StateStore:
+        return StateStore.from_url(self.settings.state_store.url, self.project_root)
+
+    @cached_property
+    def history(self) -> RunHistory:
+        return RunHistory(self.store.root)
+
+    @cached_property
+    def lease(self) -> Lease:
+        return Lease(self.store.root, self.settings.lease.ttl_seconds)
+
+    @cached_property
+    def state(self) -> RunState:
+        return self.store.open_run(self.run_id)
+
+    def profile_store_url(self) -> str:
+        """The SQLAlchemy URL of the profile store (relative SQLite paths against the project root)."""
+        ps = self.settings.profile_store
+        if ps.conn_id:
+            info = self.resolve_connection(ps.conn_id)
+            if not info.uri:
+                raise TerminalError(f"connection {ps.conn_id!r} has no URI for the profile store")
+            return info.uri
+        url = ps.url or ""
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith(prefix + "/") and url != "sqlite://":
+            path = self.project_root / url[len(prefix):]
+            path.parent.mkdir(parents=True, exist_ok=True)
+            return prefix + str(path)
+        return url
+
+    def resolve_path(self, path: str) -> Path:
+        p = Path(path)
+        return p if p.is_absolute() else self.project_root / p

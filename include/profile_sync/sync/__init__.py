@@ -1,0 +1,1 @@
+"""Synchronization: connector spaces, scope, join rules, attribute flow, references, metaverse, pending exports."""

@@ -1,0 +1,47 @@
+"""Import attribute flow: connector-space attributes → metaverse properties.
+
+For each connection the mapping (preset + overrides) is applied column by
+column with the transforms of ``transforms.py``. Reference properties
+(``transform: reference``) carry the referenced DN, normalised, in a column
+``ref.<property>``; ``references.py`` resolves them once every object is known.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from profile_sync.config.presets import ResolvedDirectory
+from profile_sync.directory.dn import normalize_dns
+from profile_sync.sync.connector_space import attr_column
+from profile_sync.sync.transforms import TRANSFORMS
+
+REF_PREFIX = "ref."
+
+
+def import_properties(directory: ResolvedDirectory) -> list[str]:
+    """Properties this connection feeds (import or both directions), in mapping order."""
+    return [p for p, m in directory.mappings.items() if m.direction in ("import", "both")]
+
+
+def reference_properties(directory: ResolvedDirectory) -> list[str]:
+    return [p for p, m in directory.mappings.items()
+            if m.transform == "reference" and m.direction in ("import", "both")]
+
+
+def flow_in(space: pd.DataFrame, directory: ResolvedDirectory, account_name_format: str) -> pd.DataFrame:
+    """Property values for every row of ``space`` (same index).
+
+    Non-reference properties get their value; reference properties get
+    ``ref.<property>`` = the normalised DN they point at (or None).
+    """
+    out = pd.DataFrame(index=space.index)
+    for prop, mapping in directory.mappings.items():
+        if mapping.direction not in ("import", "both"):
+            continue
+        values = space[attr_column(mapping.source)]
+        result = TRANSFORMS[mapping.transform](values, account_name_format=account_name_format)
+        if mapping.transform == "reference":
+            out[REF_PREFIX + prop] = pd.Series(normalize_dns(result.tolist()), index=space.index, dtype=object)
+        else:
+            out[prop] = result
+    return out

@@ -1,0 +1,182 @@
+"""Connector spaces: directory entries in, one pandas frame out.
+
+A directory connector space (CS) holds every object of one connection as last
+seen, one row per object, keyed by its anchor:
+
+========================  ==========================================================
+column                    meaning
+========================  ==========================================================
+``anchor``                immutable id (canonical GUID string for objectGUID)
+``dn`` / ``dn_norm``      DN as read / normalised for reference resolution
+``object_type``           ``person`` | ``group`` (other entries are not kept)
+``disabled``              account disabled (bit 0x2 of userAccountControl)
+``in_scope``              in the selected containers, classes and filter, enabled
+``scope_reason``          why an object is out of scope (None when in scope)
+``position``              line / result index it came from
+``row_hash``              hash of every imported value; equal hash ⇒ unchanged
+``a.<attribute>``         one column per attribute the engine reads (lower case):
+                          str, bytes (binary) or list of str (multi-valued)
+========================  ==========================================================
+
+Objects that cannot be imported (no anchor, duplicate anchor, undecodable
+value, invalid DN) go to a separate *held* frame with a reason; the rest of the
+import goes on.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+
+from profile_sync.config.presets import ResolvedDirectory
+from profile_sync.directory.dn import normalize_dns
+from profile_sync.directory.entries import Entry
+
+ATTR_PREFIX = "a."
+CS_BASE_COLUMNS = [
+    "anchor", "dn", "dn_norm", "object_type", "disabled", "in_scope", "scope_reason", "position", "row_hash",
+]
+HELD_COLUMNS = ["anchor", "dn", "position", "reason"]
+
+
+def attr_column(attribute: str) -> str:
+    """Name of the CS column holding ``attribute``."""
+    return ATTR_PREFIX + attribute.lower()
+
+
+@dataclass(frozen=True)
+class ImportedSpace:
+    """The result of building a connector space from entries."""
+
+    objects: pd.DataFrame
+    """The connector space (see module docstring)."""
+    held: pd.DataFrame
+    """Objects held back, with the reason (columns ``HELD_COLUMNS``)."""
+    ignored: int = 0
+    """Entries that are neither people nor groups (containers, computers, contacts)."""
+
+
+def format_anchor(attribute: str, value: bytes) -> str:
+    """The canonical text of an anchor value (objectGUID → GUID string)."""
+    if attribute == "objectguid":
+        if len(value) != 16:
+            raise ValueError(f"objectGUID must be 16 bytes, got {len(value)}")
+        return str(uuid.UUID(bytes_le=value))
+    return value.decode("utf-8").strip().lower()
+
+
+def build_connector_space(entries: Iterable[Entry], directory: ResolvedDirectory) -> ImportedSpace:
+    """Decode ``entries`` into a connector space frame (scope is applied by ``scope.py``)."""
+    attrs = directory.attributes
+    binary = directory.binary_attributes
+    multi = directory.multi_valued_attributes | set(directory.member_attributes)
+    anchor_attr = directory.anchor
+
+    rows: dict[str, list] = {c: [] for c in ("anchor", "dn", "position", "object_class")}
+    for a in attrs:
+        rows[attr_column(a)] = []
+    held: list[tuple[str | None, str, int, str]] = []
+
+    person_classes = directory.person_object_classes
+    group_classes = directory.group_object_classes
+    excluded_classes = directory.excluded_object_classes
+    ignored = 0
+    for entry in entries:
+        values = entry.attributes
+        classes = {c.decode("utf-8", "replace").lower() for c in values.get("objectclass", ())}
+        if classes & excluded_classes:
+            object_type = None
+        elif classes & person_classes:
+            object_type = "person"
+        elif classes & group_classes:
+            object_type = "group"
+        else:
+            object_type = None
+        if object_type is None:
+            ignored += 1  # containers, computers, contacts...: not synchronized, not an error
+            continue
+        try:
+            if anchor_attr == "dn":
+                anchor = None  # filled from dn_norm below
+            else:
+                raw = values.get(anchor_attr)
+                if not raw:
+                    held.append((None, entry.dn, entry.position, f"missing anchor attribute {anchor_attr!r}"))
+                    continue
+                anchor = format_anchor(anchor_attr, raw[0])
+            decoded: dict[str, object] = {}
+            for a in attrs:
+                vals = values.get(a)
+                if not vals:
+                    decoded[a] = None
+                elif a in binary:
+                    decoded[a] = list(vals) if a in multi else vals[0]
+                elif a in multi:
+                    decoded[a] = [v.decode("utf-8") for v in vals]
+                else:
+                    decoded[a] = vals[0].decode("utf-8")
+        except UnicodeDecodeError as exc:
+            held.append((None, entry.dn, entry.position, f"undecodable value (not UTF-8): {exc.reason}"))
+            continue
+        except ValueError as exc:
+            held.append((None, entry.dn, entry.position, f"invalid anchor: {exc}"))
+            continue
+        rows["anchor"].append(anchor)
+        rows["dn"].append(entry.dn)
+        rows["position"].append(entry.position)
+        rows["object_class"].append(object_type)
+        for a in attrs:
+            rows[attr_column(a)].append(decoded[a])
+
+    frame = pd.DataFrame({k: pd.Series(v, dtype="object") for k, v in rows.items()})
+    frame = frame.rename(columns={"object_class": "object_type"})
+    frame["position"] = frame["position"].astype("int64")
+    frame["dn_norm"] = pd.Series(normalize_dns(frame["dn"].tolist()), index=frame.index, dtype="object")
+    bad_dn = frame["dn_norm"].isna()
+    for row in frame.loc[bad_dn, ["dn", "position"]].itertuples(index=False):
+        held.append((None, row.dn, row.position, "invalid DN"))
+    frame = frame.loc[~bad_dn]
+    if anchor_attr == "dn":
+        frame["anchor"] = frame["dn_norm"]
+
+    dup = frame["anchor"].duplicated(keep=False)
+    for row in frame.loc[dup, ["anchor", "dn", "position"]].itertuples(index=False):
+        held.append((row.anchor, row.dn, row.position, f"duplicate anchor {row.anchor!r}"))
+    frame = frame.loc[~dup].reset_index(drop=True)
+
+    frame["disabled"] = _disabled(frame, directory)
+    frame["in_scope"] = True
+    frame["scope_reason"] = pd.Series(None, index=frame.index, dtype="object")
+    frame["row_hash"] = row_hashes(frame)
+    ordered = CS_BASE_COLUMNS + [attr_column(a) for a in attrs]
+    held_frame = pd.DataFrame(held, columns=HELD_COLUMNS).astype({"position": "int64"})
+    return ImportedSpace(objects=frame[ordered], held=held_frame, ignored=ignored)
+
+
+def _disabled(frame: pd.DataFrame, directory: ResolvedDirectory) -> pd.Series:
+    """AD accounts are disabled when bit 0x2 of userAccountControl is set (a bit test, never ``== 2``)."""
+    if directory.disabled_attribute is None:
+        return pd.Series(False, index=frame.index, dtype=bool)
+    uac = pd.to_numeric(frame[attr_column(directory.disabled_attribute)], errors="coerce").fillna(0).astype("int64")
+    return (uac & 0x2) != 0
+
+
+def row_hashes(frame: pd.DataFrame) -> pd.Series:
+    """A 64-bit hash of every imported value of each row (order-sensitive per column)."""
+    cols = ["dn"] + [c for c in frame.columns if c.startswith(ATTR_PREFIX)]
+    if frame.empty:
+        return pd.Series([], dtype="uint64")
+    parts = []
+    for c in cols:
+        col = frame[c]
+        if col.map(lambda v: isinstance(v, (list, bytes, np.ndarray))).any():
+            col = col.map(lambda v: repr(v) if v is not None else None)
+        parts.append(pd.util.hash_pandas_object(col.astype("object"), index=False))
+    combined = parts[0].to_numpy().copy()
+    for p in parts[1:]:
+        combined = combined * 1000003 ^ p.to_numpy()
+    return pd.Series(combined, index=frame.index, dtype="uint64")

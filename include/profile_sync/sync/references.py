@@ -1,0 +1,120 @@
+"""References (``manager``, group ``member``) resolved once every object is known.
+
+References are DNs within one connection. They resolve through that
+connection's connector space (DN → anchor) and its links (anchor → metaverse
+object), whatever the order the objects arrived in. A reference to an object
+that is missing or out of scope is reported and left empty, never fatal.
+Cycles (A manages B manages A; G1 contains G2 contains G1) are data.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from profile_sync.config.presets import ResolvedDirectory
+from profile_sync.directory.dn import normalize_dns
+from profile_sync.sync.attribute_flow import REF_PREFIX
+from profile_sync.sync.connector_space import attr_column
+
+UNRESOLVED_COLUMNS = ["source_connection", "source_dn", "property", "target_dn", "reason"]
+MEMBERSHIP_COLUMNS = ["group_id", "member_type", "member_id"]
+
+
+def _targets(spaces: dict[str, pd.DataFrame], links: pd.DataFrame, directories: list[ResolvedDirectory]) -> pd.DataFrame:
+    """Every CS object addressable by DN: connection, dn_norm → mv_id (if connected), object type."""
+    frames = []
+    for d in directories:
+        s = spaces[d.name][["dn_norm", "anchor", "object_type", "in_scope"]].copy()
+        s["connection"] = d.name
+        frames.append(s)
+    cs = pd.concat(frames, ignore_index=True)
+    connected = links.loc[links["connected"], ["connection", "anchor", "mv_id"]]
+    out = cs.merge(connected, on=["connection", "anchor"], how="left")
+    return out.drop_duplicates(["connection", "dn_norm"])
+
+
+def _reason(found: pd.Series, resolved: pd.Series) -> pd.Series:
+    return pd.Series("not found in the directory", index=found.index, dtype=object).where(
+        ~found, pd.Series("out of scope", index=found.index, dtype=object)).where(~resolved, None)
+
+
+def resolve_person_references(
+    people: pd.DataFrame, spaces: dict[str, pd.DataFrame], links: pd.DataFrame, directories: list[ResolvedDirectory]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Replace each ``ref.<property>`` DN by the referenced person's ``account_name``."""
+    ref_cols = [c for c in people.columns if c.startswith(REF_PREFIX)]
+    out = people.drop(columns=ref_cols)
+    unresolved: list[pd.DataFrame] = []
+    if not ref_cols:
+        return out, pd.DataFrame(columns=UNRESOLVED_COLUMNS)
+    targets = _targets(spaces, links, directories)
+    active = people.loc[(people["state"] == "active") & (people["source_connection"].notna())]
+    names = people.loc[people["state"] == "active", ["mv_id", "account_name"]] if "account_name" in people else None
+    for col in ref_cols:
+        prop = col[len(REF_PREFIX):]
+        refs = active.loc[active[col].notna(), ["mv_id", "source_connection", "source_dn", col]]
+        m = refs.merge(targets, left_on=["source_connection", col], right_on=["connection", "dn_norm"], how="left")
+        resolved = m["mv_id_y"].notna() & (m["object_type"] == "person")
+        if names is not None:
+            m = m.merge(names.rename(columns={"mv_id": "mv_id_y", "account_name": "_value"}), on="mv_id_y", how="left")
+            resolved &= m["_value"].notna()
+        else:
+            m["_value"] = m["mv_id_y"]
+        values = m.loc[resolved, ["mv_id_x", "_value"]].rename(columns={"mv_id_x": "mv_id", "_value": prop})
+        out = out.drop(columns=[prop], errors="ignore").merge(values, on="mv_id", how="left")
+        bad = m.loc[~resolved]
+        if len(bad):
+            unresolved.append(pd.DataFrame({
+                "source_connection": bad["source_connection"].to_numpy(),
+                "source_dn": bad["source_dn"].to_numpy(),
+                "property": prop,
+                "target_dn": bad[col].to_numpy(),
+                "reason": _reason(bad["dn_norm"].notna(), pd.Series(False, index=bad.index)).to_numpy(),
+            }))
+    if "manager" in out.columns:
+        out["manager"] = out["manager"].astype(object).where(out["manager"].notna(), None)
+    frame = pd.concat(unresolved, ignore_index=True) if unresolved else pd.DataFrame(columns=UNRESOLVED_COLUMNS)
+    return out, frame
+
+
+def resolve_memberships(
+    spaces: dict[str, pd.DataFrame], links: pd.DataFrame, directories: list[ResolvedDirectory]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Group ``member`` values → (group_id, member_type, member_id); nested groups kept as group→group."""
+    targets = _targets(spaces, links, directories)
+    edges: list[pd.DataFrame] = []
+    unresolved: list[pd.DataFrame] = []
+    for d in directories:
+        space = spaces[d.name]
+        groups = space.loc[(space["object_type"] == "group") & space["in_scope"]]
+        conn_links = links.loc[(links["connection"] == d.name) & links["connected"], ["anchor", "mv_id"]]
+        groups = groups.merge(conn_links, on="anchor", how="inner")
+        for attr in d.member_attributes:
+            col = attr_column(attr)
+            if col not in groups.columns:
+                continue
+            exploded = groups[["mv_id", "dn", col]].explode(col).dropna(subset=[col])
+            if exploded.empty:
+                continue
+            exploded["dn_norm"] = normalize_dns(exploded[col].tolist())
+            exploded["connection"] = d.name
+            m = exploded.merge(targets, on=["connection", "dn_norm"], how="left", suffixes=("", "_member"))
+            ok = m["mv_id_member"].notna() & m["object_type"].isin(["person", "group"])
+            edges.append(pd.DataFrame({
+                "group_id": m.loc[ok, "mv_id"].to_numpy(),
+                "member_type": m.loc[ok, "object_type"].to_numpy(),
+                "member_id": m.loc[ok, "mv_id_member"].to_numpy(),
+            }))
+            bad = m.loc[~ok]
+            if len(bad):
+                unresolved.append(pd.DataFrame({
+                    "source_connection": d.name,
+                    "source_dn": bad["dn"].to_numpy(),
+                    "property": "member",
+                    "target_dn": bad[col].to_numpy(),
+                    "reason": _reason(bad["anchor"].notna(), pd.Series(False, index=bad.index)).to_numpy(),
+                }))
+    memberships = (pd.concat(edges, ignore_index=True).drop_duplicates() if edges
+                   else pd.DataFrame({c: pd.Series(dtype=object) for c in MEMBERSHIP_COLUMNS}))
+    frame = pd.concat(unresolved, ignore_index=True) if unresolved else pd.DataFrame(columns=UNRESOLVED_COLUMNS)
+    return memberships.reset_index(drop=True), frame
