@@ -1,0 +1,81 @@
+"""What happened and where to look: the summary ``make run`` prints.
+
+``python -m profile_sync.run.report [--runs N]`` reads the run history from the
+state store and the totals from the profile store.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from profile_sync.config.loader import PROJECT_ROOT, config_path, load_settings
+from profile_sync.profile_store.schema import property_specs
+from profile_sync.profile_store.store import ProfileStore, make_engine
+from profile_sync.run.context import RunContext
+
+STEP_ORDER = [
+    "import_directory", "import_profile_store", "synchronize", "validate_export", "export_profile_store",
+    "confirm_profile_store", "synchronize_writeback", "export_directory", "confirm_directory", "import_bcs",
+    "synchronize_bcs", "validate_bcs", "export_bcs", "confirm_bcs", "finish_run",
+]
+
+
+def _step_key(s: dict[str, Any]) -> tuple[int, str]:
+    name = s.get("step", "")
+    return (STEP_ORDER.index(name) if name in STEP_ORDER else len(STEP_ORDER), s.get("connection") or "")
+
+
+def format_run(doc: dict[str, Any]) -> str:
+    lines = [
+        f"Run {doc['run_id']}  ({doc.get('dag_id', '?')})",
+        f"  status: {doc.get('status')}   mode: {doc.get('mode')}"
+        + (f"   (full because: {doc['full_reason']})" if doc.get("mode") == "full" and doc.get("full_reason") else "")
+        + ("   DRY RUN" if doc.get("dry_run") else ""),
+        f"  {'step':<24}{'connection':<12}{'adds':>7}{'updates':>9}{'deletes':>9}{'unchanged':>11}"
+        f"{'errors':>8}{'seconds':>9}",
+    ]
+    for s in sorted(doc.get("steps", []), key=_step_key):
+        if s.get("status") == "failed":
+            lines.append(f"  {s['step']:<24}{(s.get('connection') or ''):<12}  FAILED: {s.get('error')}")
+            continue
+        lines.append(
+            f"  {s['step']:<24}{(s.get('connection') or ''):<12}{s.get('adds', 0):>7}{s.get('updates', 0):>9}"
+            f"{s.get('deletes', 0):>9}{s.get('unchanged', 0):>11}{s.get('errors', 0):>8}"
+            f"{s.get('duration_s', 0):>9.2f}")
+        if s.get("message"):
+            lines.append(f"  {'':<24}{'':<12}{s['message']}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=2, help="how many of the newest runs to show")
+    args = parser.parse_args(argv)
+    settings = load_settings()
+    ctx = RunContext(run_id="report", settings=settings)
+    runs = ctx.history.runs(args.runs)
+    for doc in reversed(runs):
+        print(format_run(doc))
+        print()
+    url = ctx.profile_store_url()
+    totals = ProfileStore(make_engine(url), property_specs(settings)).counts()
+    print("Profile store now:")
+    print(f"  people (active):      {totals['people']}")
+    print(f"  marked for deletion:  {totals['marked_for_deletion']}")
+    print(f"  groups:               {totals['groups']}")
+    print(f"  memberships:          {totals['memberships']}")
+    print()
+    print("Where to look:")
+    print(f"  configuration:  {config_path()}")
+    print(f"  profile store:  {url}")
+    print(f"  state store:    {ctx.store.root}  (manifest.json, objects/*.parquet)")
+    print(f"  run history:    {ctx.history.folder}/<run id>.json")
+    print(f"  Airflow logs:   {PROJECT_ROOT / '.local' / 'airflow' / 'logs'}  (and .local/logs/make-run-*.log)")
+    print("  Airflow UI:     make ui")
+    return 0 if all(d.get("status") == "success" for d in runs) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

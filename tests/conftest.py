@@ -1,0 +1,26 @@
+"""Shared test configuration: the engine and the project's helpers are importable."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+for p in (ROOT / "include", ROOT / "plugins", ROOT):
+    if str(p) not in sys.path:
+        sys.path.insert(0, str(p))
+
+
+# Airflow reads its configuration when first imported: point it at a throwaway home
+# (never the developer's .local/airflow) before any test imports it.
+import os  # noqa: E402
+import tempfile  # noqa: E402
+
+_AIRFLOW_HOME = tempfile.mkdtemp(prefix="profile-sync-test-airflow-")
+os.environ["AIRFLOW_HOME"] = _AIRFLOW_HOME
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "dags")
+os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(ROOT / "plugins")
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "WARNING"
+os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT / "include"), str(ROOT / "plugins"), str(ROOT)]
+                                           + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])

@@ -1,0 +1,145 @@
+"""End to end through Airflow: dag.test() runs the full synchronization twice, then after a change."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.helpers.directory import FakeDirectory
+
+pytestmark = pytest.mark.timeout(600)
+
+
+def _directory(n: int = 20) -> FakeDirectory:
+    d = FakeDirectory()
+    for i in range(1, n + 1):
+        d.person(i, f"Person {i}", upn=f"p{i}@contoso.com",
+                 manager=f"CN=Person {i // 2},OU=Users,DC=contoso,DC=com" if i > 1 else None,
+                 title=f"Title {i}")
+    d.group(1000, "Everyone", [f"CN=Person {i},OU=Users,DC=contoso,DC=com" for i in range(1, n + 1)])
+    return d
+
+
+def _history(tmp, run_id):
+    from profile_sync.state.files import slug
+
+    return json.loads((tmp / "state" / "history" / f"{slug(run_id)}.json").read_text())
+
+
+def _step(doc, name):
+    return next(s for s in doc["steps"] if s["step"] == name)
+
+
+def _run(kind: str, **conf):
+    from airflow.dag_processing.dagbag import DagBag
+
+    from tests.conftest import ROOT
+
+    bag = DagBag(dag_folder=str(ROOT / "dags"))
+    dag = bag.dags[f"profile_sync_{kind}"]
+    return dag.test(run_conf=conf or None)
+
+
+def _profiles(tmp):
+    import sqlite3
+
+    with sqlite3.connect(tmp / "profiles.db") as db:
+        return {r[0]: r[1:] for r in db.execute(
+            "SELECT user_principal_name, title, manager, state FROM user_profiles")}
+
+
+def test_full_twice_then_after_a_change(airflow_db, project_config):
+    tmp = project_config
+    d = _directory()
+    d.write(tmp / "directory.ldif")
+
+    first = _run("full")
+    assert first.state == "success"
+    doc = _history(tmp, first.run_id)
+    assert doc["status"] == "success"
+    assert _step(doc, "export_profile_store")["adds"] == 20
+    assert _step(doc, "export_profile_store")["membership_adds"] == 20
+    assert len(_profiles(tmp)) == 20
+
+    second = _run("full")
+    assert second.state == "success"
+    export = _step(_history(tmp, second.run_id), "export_profile_store")
+    assert (export["adds"], export["updates"], export["deletes"], export["unchanged"]) == (0, 0, 0, 20)
+    assert export["membership_adds"] == export["membership_removes"] == 0
+
+    d.person(3, "Person 3", upn="p3@contoso.com", manager="CN=Person 1,OU=Users,DC=contoso,DC=com",
+             title="Promoted")
+    d.remove("CN=Person 20,OU=Users,DC=contoso,DC=com")
+    d.person(21, "Person 21", upn="p21@contoso.com", title="New")
+    d.write(tmp / "directory.ldif")
+    third = _run("full")
+    assert third.state == "success"
+    export = _step(_history(tmp, third.run_id), "export_profile_store")
+    assert (export["adds"], export["updates"], export["deletes"]) == (1, 1, 1)
+    people = _profiles(tmp)
+    assert people["p3@contoso.com"][:2] == ("Promoted", "i:0#.f|membership|p1@contoso.com")
+    assert people["p20@contoso.com"][2] == "marked_for_deletion"
+    assert people["p21@contoso.com"][2] == "active"
+
+
+def test_incremental_after_full_and_dry_run(airflow_db, project_config):
+    tmp = project_config
+    _directory(5).write(tmp / "directory.ldif")
+    inc = _run("incremental")
+    doc = _history(tmp, inc.run_id)
+    assert inc.state == "success"
+    assert doc["mode"] == "full" and "no delta state" in doc["full_reason"]
+    again = _run("incremental")
+    doc = _history(tmp, again.run_id)
+    assert doc["mode"] == "incremental"
+    assert _step(doc, "import_directory")["unchanged_source"] is True
+
+    d = _directory(6)
+    d.write(tmp / "directory.ldif")
+    dry = _run("full", dry_run=True, mode="full")
+    assert dry.state == "success"
+    assert _step(_history(tmp, dry.run_id), "export_profile_store")["adds"] == 1
+    assert len(_profiles(tmp)) == 5
+
+
+def test_a_failed_gate_fails_the_run_and_writes_nothing(airflow_db, project_config):
+    tmp = project_config
+    _directory(5).write(tmp / "directory.ldif")
+    assert _run("full").state == "success"
+    before = _profiles(tmp)
+    state_before = (tmp / "state" / "manifest.json").read_text()
+    FakeDirectory().write(tmp / "directory.ldif")  # an empty import
+    failed = _run("full")
+    assert failed.state == "failed"
+    doc = _history(tmp, failed.run_id)
+    assert doc["status"] == "failed"
+    gate = _step(doc, "validate_export")
+    assert gate["status"] == "failed"
+    assert gate["gate_report"]["checks"][0]["name"] == "source_not_empty"
+    assert _profiles(tmp) == before
+    assert (tmp / "state" / "manifest.json").read_text() == state_before
+    assert not (tmp / "state" / "lease.json").exists()
+
+
+def test_a_run_waits_for_the_lease_and_never_interleaves(airflow_db, project_config):
+    """A second run (a backfill beside a manual run, say) cannot start while the lease is held."""
+    import yaml
+
+    from profile_sync.state.lease import Lease
+
+    tmp = project_config
+    config = tmp / "profile_sync.yaml"
+    doc = yaml.safe_load(config.read_text())
+    doc["lease"] = {"poke_seconds": 1, "wait_seconds": 3}
+    config.write_text(yaml.safe_dump(doc))
+    _directory(3).write(tmp / "directory.ldif")
+    lease = Lease(tmp / "state", ttl_seconds=600)
+    assert lease.try_acquire("another-run")
+    blocked = _run("full")
+    assert blocked.state == "failed"
+    assert lease.holder()["owner"] == "another-run"
+    assert not (tmp / "profiles.db").exists() or _profiles(tmp) == {}
+    assert lease.release("another-run")
+    assert _run("full").state == "success"
+    assert len(_profiles(tmp)) == 3
