@@ -301,7 +301,7 @@ def generate(people: int = 2000, groups: int = 100, seed: int = 42) -> SampleDir
     service = min(len(_SERVICE_ACCOUNT_NAMES), max(1, people // 400)) if people >= 20 else 0
     drafts = _draft_hierarchy(people - service, rng)
     regular = len(drafts)
-    for index in range(service):
+    for _ in range(service):
         drafts.append(_Draft(None, _SERVICE_ACCOUNTS, _CULTURES[0], None, role="service"))
     planted = _plant_people(drafts, regular, rng)
 
@@ -367,7 +367,7 @@ def _draft_hierarchy(regular: int, rng: random.Random) -> list[_Draft]:
                      is_manager=True, role="ceo")]
     for _ in range(executives - 1):
         drafts.append(_Draft(_EXECUTIVE, _EXECUTIVE.container, culture(), 0, role="executive"))
-    for department, size in zip(_DEPARTMENTS, sizes):
+    for department, size in zip(_DEPARTMENTS, sizes, strict=True):
         start = len(drafts)
         for j in range(size):
             manager = 0 if j == 0 else start + (j - 1) // _FANOUT
@@ -412,14 +412,14 @@ def _plant_people(drafts: list[_Draft], regular: int, rng: random.Random) -> _Pl
     pool = iter(leaves)
 
     def take(count: int) -> list[int]:
-        return [i for _, i in zip(range(count), pool)]
+        return [i for _, i in zip(range(count), pool, strict=False)]
 
     # The comma person is a manager when there is one, so reports name an escaped DN.
     specials = [case for case, *_ in _SPECIAL_NAMES]
     if managers:
         planted.special["comma"] = managers.pop()
         specials.remove("comma")
-    for case, index in zip(specials, take(len(specials))):
+    for case, index in zip(specials, take(len(specials)), strict=False):
         planted.special[case] = index
     for case, index in planted.special.items():
         drafts[index].special = case
@@ -456,11 +456,13 @@ def _plant_people(drafts: list[_Draft], regular: int, rng: random.Random) -> _Pl
 
     disabled = set(planted.disabled)
     enabled = [i for i in range(regular) if i not in disabled]
+    values = [v for v, _ in _ENABLED_VALUES]
+    cumulative = list(itertools.accumulate(w for _, w in _ENABLED_VALUES))
+    random_ = rng.random
     for draft_index in enabled:
         draft = drafts[draft_index]
         if draft.uac == 512:
-            draft.uac = rng.choices([v for v, _ in _ENABLED_VALUES],
-                                    weights=[w for _, w in _ENABLED_VALUES])[0]
+            draft.uac = values[bisect.bisect(cumulative, random_() * cumulative[-1])]
 
     def some(rate: float, exclude: frozenset[int] | set[int] = frozenset()) -> set[int]:
         candidates = [i for i in enabled if i not in exclude]
@@ -482,10 +484,10 @@ def _guid(rng: random.Random, seen: set[bytes]) -> bytes:
     """A random version-4 GUID in Active Directory's byte order (``uuid.UUID.bytes_le``),
     unique within ``seen``."""
     while True:
-        raw = bytearray(rng.getrandbits(128).to_bytes(16, "little"))
-        raw[7] = (raw[7] & 0x0F) | 0x40  # version 4 (high nibble of time_hi_and_version)
-        raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
-        value = bytes(raw)
+        bits = rng.getrandbits(128)
+        # byte 7 (little-endian): version 4 in its high nibble; byte 8: the RFC 4122 variant
+        bits = (bits & ~(0xF0 << 56) & ~(0xC0 << 64)) | (0x40 << 56) | (0x80 << 64)
+        value = bits.to_bytes(16, "little")
         if value not in seen:
             seen.add(value)
             return value
@@ -674,16 +676,16 @@ def _draft_groups(
     for manager in (i for i in everyone if drafts[i].reports):
         if len(drafts_out) >= count:
             break
-        department = drafts[manager].department
-        assert department is not None
+        team_department = drafts[manager].department
+        assert team_department is not None
         display = (persons[manager].display_name or persons[manager].cn).strip()
         index = add(_GroupDraft(
             team_names.take(f"Team {display}", " "), _GROUPS, f"Direct reports of {display}",
             GROUP_SECURITY_GLOBAL,
             people=sorted(r for r in drafts[manager].reports if r < regular),
         ))
-        if index is not None and department.name in departments:
-            drafts_out[departments[department.name]].groups.append(index)
+        if index is not None and team_department.name in departments:
+            drafts_out[departments[team_department.name]].groups.append(index)
 
     interest_names = _Unique()
     while len(drafts_out) < count:

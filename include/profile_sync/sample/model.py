@@ -109,19 +109,23 @@ def check_flavour(flavour: str) -> Flavour:
     """Return ``flavour`` if it is known, else raise ``ValueError`` listing the known values."""
     if flavour not in FLAVOURS:
         raise ValueError(f"unknown flavour {flavour!r}; known flavours: {', '.join(FLAVOURS)}")
-    return flavour  # type: ignore[return-value]
+    return flavour
 
 
-_ESCAPE_ANYWHERE: Final = {'"': '\\"', "+": "\\+", ",": "\\,", ";": "\\;",
-                           "<": "\\<", ">": "\\>", "\\": "\\\\", "\x00": "\\00"}
-_NEEDS_ESCAPE: Final = re.compile(r'["+,;<>\\\x00]|^[ #]| $')
+_ESCAPE_ANYWHERE: Final = {
+    '"': '\\"', "+": "\\+", ",": "\\,", ";": "\\;", "<": "\\<", ">": "\\>", "\\": "\\\\",
+    **{chr(c): f"\\{c:02X}" for c in (*range(0x20), 0x7F)},
+}
+_NEEDS_ESCAPE: Final = re.compile(r'["+,;<>\\\x00-\x1f\x7f]|^[ #]| $')
 
 
 def escape_rdn_value(value: str) -> str:
     """Escape an attribute value for use in a DN string (RFC 4514 section 2.4).
 
-    Escapes ``" + , ; < > \\`` everywhere, NUL as ``\\00``, a leading ``#`` or space and a
-    trailing space. Non-ASCII characters stay as they are (the LDIF writer base64-encodes the DN).
+    Escapes ``" + , ; < > \\`` everywhere, control characters as hex pairs (``\\00``, ``\\0A``;
+    libldap would take an unescaped newline or tab for insignificant space), a leading ``#``
+    or space and a trailing space. Other characters stay as they are (the LDIF writer
+    base64-encodes a non-ASCII DN).
     """
     if not _NEEDS_ESCAPE.search(value):
         return value
@@ -134,7 +138,10 @@ def escape_rdn_value(value: str) -> str:
 
 
 def container_dn(container: Container, base: str, ou_type: str = "OU") -> str:
-    """The DN of ``container`` under ``base``: ``("Sales", "Users")`` → ``OU=Users,OU=Sales,<base>``."""
+    """The DN of ``container`` under ``base``.
+
+    ``("Sales", "Users")`` → ``OU=Users,OU=Sales,<base>``; ``()`` → ``base``.
+    """
     parts = [f"{ou_type}={escape_rdn_value(name)}" for name in reversed(container)]
     parts.append(base)
     return ",".join(p for p in parts if p)
