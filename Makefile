@@ -14,6 +14,7 @@ SEED ?= 42
 UI_PORT ?= 8080
 
 export PROFILE_SYNC_HOME := $(CURDIR)
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export PYTHONPATH := $(CURDIR)/include:$(CURDIR)/plugins:$(CURDIR)
 export AIRFLOW_HOME ?= $(LOCAL)/airflow
 export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
