@@ -24,3 +24,6 @@ os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "WARNING"
 os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT / "include"), str(ROOT / "plugins"), str(ROOT)]
                                            + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
+
+# Real servers (slapd, Samba AD DC, PostgreSQL) started by the project's own scripts.
+pytest_plugins = ["tests.servers.fixtures"]

@@ -55,7 +55,7 @@ class SyncHarness:
         return ProfileStore(make_engine(f"sqlite:///{self.db}"), property_specs(settings))
 
     def profiles(self) -> pd.DataFrame:
-        return self.store.read_all().people.set_index("profile_id", drop=False)
+        return self.store.read_all(timestamps=True).people.set_index("profile_id", drop=False)
 
     def profile(self, upn: str) -> pd.Series:
         people = self.profiles()

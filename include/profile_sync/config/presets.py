@@ -147,7 +147,7 @@ def resolve_directory(conn: DirectoryConnection) -> ResolvedDirectory:
     if disabled:
         wanted.add(disabled)
     if conn.filter:
-        from profile_sync.sync.scope import filter_attributes
+        from profile_sync.directory.ldap_filter import filter_attributes
 
         wanted |= filter_attributes(conn.filter) - {"dn", "distinguishedname"}
     return ResolvedDirectory(

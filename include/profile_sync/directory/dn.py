@@ -8,6 +8,7 @@ collapsed, escapes canonical. Parsing uses python-ldap's C parser (``ldap.dn``).
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Iterable
 
@@ -63,6 +64,7 @@ def is_within(normalized_dn: str, normalized_container: str) -> bool:
 _SPECIAL = re.compile(r'[\\"+#;<>]|\s\s')
 
 
+@functools.lru_cache(maxsize=1 << 20)
 def _normalize_fast(dn: str) -> str | None:
     # DNs without escapes, quotes, multi-valued RDNs or stray spaces (nearly all)
     # are normal once lower-cased; the rest go through the RFC 4514 parser.

@@ -21,6 +21,6 @@ class Entry(NamedTuple):
 class DirectoryReader(Protocol):
     """Reads every entry of a directory connection (a full import)."""
 
-    def read_full(self) -> Iterator[Entry]:
-        """Yield every entry under the selected containers."""
+    def read_full(self, attributes: frozenset[str] | None = None) -> Iterator[Entry]:
+        """Yield every entry under the selected containers (only ``attributes``, lower case, when given)."""
         ...

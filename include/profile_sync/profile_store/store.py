@@ -62,8 +62,37 @@ def _objects(frame: pd.DataFrame) -> pd.DataFrame:
     return out.where(out.notna(), None)
 
 
-def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    return _objects(frame).to_dict("records")
+def insert_frame(conn: Connection, table: Table, frame: pd.DataFrame) -> int:
+    """Insert every row of ``frame`` into ``table`` with one executemany of plain tuples.
+
+    Values go through the column types' bind processors column by column (not
+    per row and per dict, as ``conn.execute(insert(t), dicts)`` would).
+    """
+    if not len(frame):
+        return 0
+    columns = list(frame.columns)
+    compiled = insert(table).compile(dialect=conn.dialect, column_keys=columns)
+    arrays: dict[str, list[Any]] = {}
+    for c in columns:
+        series = frame[c]
+        if pd.api.types.is_datetime64_any_dtype(series.dtype):
+            values = pd.Series(series.dt.to_pydatetime(), index=series.index, dtype=object).to_numpy()
+        else:
+            values = series.to_numpy(dtype=object)
+        missing = pd.isna(series).to_numpy()
+        if missing.any():
+            values = values.copy()
+            values[missing] = None
+        process = table.c[c].type.bind_processor(conn.dialect)
+        arrays[c] = [process(v) for v in values] if process else values.tolist()
+    if compiled.positional:
+        order = [arrays[name] for name in compiled.positiontup]
+        params: list[Any] = list(zip(*order))
+    else:
+        names = list(arrays)
+        params = [dict(zip(names, row)) for row in zip(*(arrays[n] for n in names))]
+    conn.exec_driver_sql(str(compiled), params)
+    return len(frame)
 
 
 @dataclass(frozen=True)
@@ -92,32 +121,37 @@ class ProfileStore:
         except OperationalError as exc:
             raise ProfileStoreUnavailableError(f"profile store unreachable: {exc.orig}") from exc
 
-    def read_all(self) -> ProfileStoreSnapshot:
-        """Every profile, group and membership, one SELECT per table."""
+    def read_all(self, timestamps: bool = False) -> ProfileStoreSnapshot:
+        """Every profile, group and membership, one SELECT per table.
+
+        The synchronization does not need ``created_at``/``updated_at``/
+        ``marked_for_deletion_at``; they are read only when ``timestamps`` is true.
+        """
+        skip = set() if timestamps else {"created_at", "updated_at", "marked_for_deletion_at"}
         if not self.exists():
-            return ProfileStoreSnapshot(self._empty(self.profiles), self._empty(self.groups),
-                                        self._empty(self.memberships), exists=False)
+            return ProfileStoreSnapshot(self._empty(self.profiles, skip), self._empty(self.groups, skip),
+                                        self._empty(self.memberships, skip), exists=False)
         with self.engine.connect() as conn:
             actual = {c["name"] for c in inspect(conn).get_columns("user_profiles")}
-            cols = [c for c in self.profiles.c if c.name in actual]
-            people = self._frame(conn, select(*cols), self.profiles)
-            groups = self._frame(conn, select(self.groups), self.groups)
-            members = self._frame(conn, select(self.memberships), self.memberships)
+            people = self._frame(conn, self.profiles, skip, actual)
+            groups = self._frame(conn, self.groups, skip)
+            members = self._frame(conn, self.memberships, skip)
         return ProfileStoreSnapshot(people, groups, members, exists=True)
 
     @staticmethod
-    def _empty(table: Table) -> pd.DataFrame:
-        return pd.DataFrame({c.name: pd.Series(dtype=object) for c in table.c})
+    def _empty(table: Table, skip: set[str]) -> pd.DataFrame:
+        return pd.DataFrame({c.name: pd.Series(dtype=object) for c in table.c if c.name not in skip})
 
     @staticmethod
-    def _frame(conn: Connection, stmt, table: Table) -> pd.DataFrame:  # noqa: ANN001
-        result = conn.execute(stmt)
-        rows = result.fetchall()
-        frame = pd.DataFrame.from_records(rows, columns=list(result.keys()), coerce_float=False)
-        for c in table.c:
+    def _frame(conn: Connection, table: Table, skip: set[str], actual: set[str] | None = None) -> pd.DataFrame:
+        wanted = [c for c in table.c if c.name not in skip]
+        cols = [c for c in wanted if actual is None or c.name in actual]
+        result = conn.execute(select(*cols))
+        frame = pd.DataFrame([tuple(r) for r in result.fetchall()], columns=[c.name for c in cols], dtype=object)
+        for c in wanted:
             if c.name not in frame.columns:
                 frame[c.name] = None
-        return _objects(frame[[c.name for c in table.c]])
+        return _objects(frame[[c.name for c in wanted]])
 
     # -- export -----------------------------------------------------------------------
     def ensure_schema(self, conn: Connection, run_id: str | None) -> list[str]:
@@ -163,8 +197,7 @@ class ProfileStore:
                       *[Column(c, like.c[c].type) for c in columns], prefixes=["TEMPORARY"])
         stage.drop(conn, checkfirst=True)
         stage.create(conn)
-        if len(frame):
-            conn.execute(insert(stage), _records(frame[columns]))
+        insert_frame(conn, stage, frame[columns])
         return stage
 
     def _apply_people(self, conn: Connection, pending: PendingExports, now: datetime) -> dict[str, int]:
@@ -192,10 +225,7 @@ class ProfileStore:
                          .values({**{c: stage.c[c] for c in values}, "state": ACTIVE,
                                   "marked_for_deletion_at": None, "updated_at": now}))
         adds = ops.loc[ops["operation"] == "add"]
-        if len(adds):
-            rows = _objects(adds[["profile_id", *values]]).assign(
-                state=ACTIVE, created_at=now, updated_at=now).to_dict("records")
-            conn.execute(insert(p), rows)
+        insert_frame(conn, p, adds[["profile_id", *values]].assign(state=ACTIVE, created_at=now, updated_at=now))
         return {"adds": len(adds), "updates": len(upd), "deletes": len(marks)}
 
     def _apply_groups(self, conn: Connection, pending: PendingExports, now: datetime) -> dict[str, int]:
@@ -214,9 +244,7 @@ class ProfileStore:
                          .values({**{c: stage.c[c] for c in values}, "state": ACTIVE,
                                   "marked_for_deletion_at": None, "updated_at": now}))
         adds = ops.loc[ops["operation"] == "add"]
-        if len(adds):
-            conn.execute(insert(g), _objects(adds[["group_id", *values]]).assign(
-                state=ACTIVE, created_at=now, updated_at=now).to_dict("records"))
+        insert_frame(conn, g, adds[["group_id", *values]].assign(state=ACTIVE, created_at=now, updated_at=now))
         return {"group_adds": len(adds), "group_updates": len(upd), "group_deletes": len(marks)}
 
     def _apply_memberships(self, conn: Connection, pending: PendingExports) -> dict[str, int]:
@@ -229,8 +257,7 @@ class ProfileStore:
             conn.execute(delete(m).where(
                 select(stage.c.group_id).where(and_(*[stage.c[c] == m.c[c] for c in key])).exists()))
         adds = ops.loc[ops["operation"] == "add", key]
-        if len(adds):
-            conn.execute(insert(m), _records(adds))
+        insert_frame(conn, m, adds)
         return {"membership_adds": len(adds), "membership_removes": len(removes)}
 
     def _purge(self, conn: Connection, now: datetime, retention_days: int | None) -> int:

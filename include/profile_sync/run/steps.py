@@ -166,7 +166,7 @@ def import_directory(ctx: RunContext, connection: str) -> Summary:
     if mode == "incremental" and previous is not None and committed_watermark == watermark:
         space, held, reused = previous, ctx.store.read_committed_frame(f"held/{d.name}"), True
     else:
-        imported = build_connector_space(reader.read_full(), d)
+        imported = build_connector_space(reader.read_full(frozenset(d.attributes) | {"objectclass"}), d)
         space = apply_scope(imported.objects, d, ctx.settings.deletion.disabled_accounts)
         held, reused = imported.held, False
     if held is None:

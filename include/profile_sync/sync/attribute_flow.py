@@ -39,7 +39,8 @@ def flow_in(space: pd.DataFrame, directory: ResolvedDirectory, account_name_form
         if mapping.direction not in ("import", "both"):
             continue
         values = space[attr_column(mapping.source)]
-        result = TRANSFORMS[mapping.transform](values, account_name_format=account_name_format)
+        multi = mapping.source.lower() in directory.multi_valued_attributes
+        result = TRANSFORMS[mapping.transform](values, account_name_format=account_name_format, multi=multi)
         if mapping.transform == "reference":
             out[REF_PREFIX + prop] = pd.Series(normalize_dns(result.tolist()), index=space.index, dtype=object)
         else:

@@ -25,11 +25,11 @@ import goes on.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from dataclasses import dataclass
 from typing import Iterable
 
-import numpy as np
 import pandas as pd
 
 from profile_sync.config.presets import ResolvedDirectory
@@ -72,30 +72,35 @@ def format_anchor(attribute: str, value: bytes) -> str:
 def build_connector_space(entries: Iterable[Entry], directory: ResolvedDirectory) -> ImportedSpace:
     """Decode ``entries`` into a connector space frame (scope is applied by ``scope.py``)."""
     attrs = directory.attributes
-    binary = directory.binary_attributes
     multi = directory.multi_valued_attributes | set(directory.member_attributes)
+    # Per attribute: (name, is binary, is multi-valued), resolved once.
+    kinds = [(a, a in directory.binary_attributes, a in multi) for a in attrs]
     anchor_attr = directory.anchor
-
-    rows: dict[str, list] = {c: [] for c in ("anchor", "dn", "position", "object_class")}
-    for a in attrs:
-        rows[attr_column(a)] = []
-    held: list[tuple[str | None, str, int, str]] = []
-
     person_classes = directory.person_object_classes
     group_classes = directory.group_object_classes
     excluded_classes = directory.excluded_object_classes
+    class_cache: dict[tuple[bytes, ...], str | None] = {}
+
+    anchors: list[str | None] = []
+    dns: list[str] = []
+    positions: list[int] = []
+    types: list[str] = []
+    hashes: list[int] = []
+    columns: list[list[object]] = [[] for _ in attrs]
+    held: list[tuple[str | None, str, int, str]] = []
     ignored = 0
+    blake = hashlib.blake2b
+    empty: tuple[bytes, ...] = ()
+
     for entry in entries:
         values = entry.attributes
-        classes = {c.decode("utf-8", "replace").lower() for c in values.get("objectclass", ())}
-        if classes & excluded_classes:
-            object_type = None
-        elif classes & person_classes:
-            object_type = "person"
-        elif classes & group_classes:
-            object_type = "group"
-        else:
-            object_type = None
+        raw_classes = tuple(values.get("objectclass", empty))
+        object_type = class_cache.get(raw_classes, "?")
+        if object_type == "?":
+            classes = {c.decode("utf-8", "replace").lower() for c in raw_classes}
+            object_type = (None if classes & excluded_classes else "person" if classes & person_classes
+                           else "group" if classes & group_classes else None)
+            class_cache[raw_classes] = object_type
         if object_type is None:
             ignored += 1  # containers, computers, contacts...: not synchronized, not an error
             continue
@@ -108,33 +113,41 @@ def build_connector_space(entries: Iterable[Entry], directory: ResolvedDirectory
                     held.append((None, entry.dn, entry.position, f"missing anchor attribute {anchor_attr!r}"))
                     continue
                 anchor = format_anchor(anchor_attr, raw[0])
-            decoded: dict[str, object] = {}
-            for a in attrs:
+            decoded = []
+            for a, is_binary, is_multi in kinds:
                 vals = values.get(a)
                 if not vals:
-                    decoded[a] = None
-                elif a in binary:
-                    decoded[a] = list(vals) if a in multi else vals[0]
-                elif a in multi:
-                    decoded[a] = [v.decode("utf-8") for v in vals]
+                    decoded.append(None)
+                elif is_binary:
+                    decoded.append(list(vals) if is_multi else vals[0])
+                elif is_multi:
+                    decoded.append([v.decode("utf-8") for v in vals])
                 else:
-                    decoded[a] = vals[0].decode("utf-8")
+                    decoded.append(vals[0].decode("utf-8"))
         except UnicodeDecodeError as exc:
             held.append((None, entry.dn, entry.position, f"undecodable value (not UTF-8): {exc.reason}"))
             continue
         except ValueError as exc:
             held.append((None, entry.dn, entry.position, f"invalid anchor: {exc}"))
             continue
-        rows["anchor"].append(anchor)
-        rows["dn"].append(entry.dn)
-        rows["position"].append(entry.position)
-        rows["object_class"].append(object_type)
-        for a in attrs:
-            rows[attr_column(a)].append(decoded[a])
+        anchors.append(anchor)
+        dns.append(entry.dn)
+        positions.append(entry.position)
+        types.append(object_type)
+        for column, value in zip(columns, decoded):
+            column.append(value)
+        # Row hash over the DN and every raw value read: equal hash ⇒ unchanged object.
+        digest = blake(entry.dn.encode("utf-8"), digest_size=8)
+        for a, _, _ in kinds:
+            digest.update(b"\x1f".join(values.get(a, empty)))
+            digest.update(b"\x1e")
+        hashes.append(int.from_bytes(digest.digest(), "little"))
 
+    rows: dict[str, object] = {"anchor": anchors, "dn": dns, "position": positions, "object_type": types}
+    rows.update({attr_column(a): column for a, column in zip(attrs, columns)})
     frame = pd.DataFrame({k: pd.Series(v, dtype="object") for k, v in rows.items()})
-    frame = frame.rename(columns={"object_class": "object_type"})
     frame["position"] = frame["position"].astype("int64")
+    frame["row_hash"] = pd.Series(hashes, dtype="uint64")
     frame["dn_norm"] = pd.Series(normalize_dns(frame["dn"].tolist()), index=frame.index, dtype="object")
     bad_dn = frame["dn_norm"].isna()
     for row in frame.loc[bad_dn, ["dn", "position"]].itertuples(index=False):
@@ -151,7 +164,6 @@ def build_connector_space(entries: Iterable[Entry], directory: ResolvedDirectory
     frame["disabled"] = _disabled(frame, directory)
     frame["in_scope"] = True
     frame["scope_reason"] = pd.Series(None, index=frame.index, dtype="object")
-    frame["row_hash"] = row_hashes(frame)
     ordered = CS_BASE_COLUMNS + [attr_column(a) for a in attrs]
     held_frame = pd.DataFrame(held, columns=HELD_COLUMNS).astype({"position": "int64"})
     return ImportedSpace(objects=frame[ordered], held=held_frame, ignored=ignored)
@@ -163,20 +175,3 @@ def _disabled(frame: pd.DataFrame, directory: ResolvedDirectory) -> pd.Series:
         return pd.Series(False, index=frame.index, dtype=bool)
     uac = pd.to_numeric(frame[attr_column(directory.disabled_attribute)], errors="coerce").fillna(0).astype("int64")
     return (uac & 0x2) != 0
-
-
-def row_hashes(frame: pd.DataFrame) -> pd.Series:
-    """A 64-bit hash of every imported value of each row (order-sensitive per column)."""
-    cols = ["dn"] + [c for c in frame.columns if c.startswith(ATTR_PREFIX)]
-    if frame.empty:
-        return pd.Series([], dtype="uint64")
-    parts = []
-    for c in cols:
-        col = frame[c]
-        if col.map(lambda v: isinstance(v, (list, bytes, np.ndarray))).any():
-            col = col.map(lambda v: repr(v) if v is not None else None)
-        parts.append(pd.util.hash_pandas_object(col.astype("object"), index=False))
-    combined = parts[0].to_numpy().copy()
-    for p in parts[1:]:
-        combined = combined * 1000003 ^ p.to_numpy()
-    return pd.Series(combined, index=frame.index, dtype="uint64")

@@ -92,7 +92,7 @@ def _too_long(people: pd.DataFrame, specs: dict[str, PropertySpec], columns: lis
         spec = specs.get(c)
         if spec is None or spec.type != "string" or spec.max_length is None:
             continue
-        lengths = people[c].map(lambda v: len(v) if isinstance(v, str) else 0)
+        lengths = people[c].astype(object).str.len().fillna(0).astype("int64")
         bad = (lengths > spec.max_length) & reason.isna()
         reason[bad] = [f"value too long for {c} ({n} > {spec.max_length} characters)" for n in lengths[bad]]
     return reason

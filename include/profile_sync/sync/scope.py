@@ -17,16 +17,14 @@ from ldap3.operation import search as ldap_search
 from profile_sync.config.presets import ResolvedDirectory
 from profile_sync.config.settings import DisabledAccountPolicy
 from profile_sync.directory.dn import is_within, normalize_dn
-from profile_sync.errors import TerminalError
+from profile_sync.directory.ldap_filter import FilterError, filter_attributes, parse_filter
 from profile_sync.sync.connector_space import attr_column
 from profile_sync.sync.transforms import MULTI
 
+__all__ = ["FilterError", "apply_scope", "evaluate_filter", "filter_attributes"]
+
 BITWISE_AND = "1.2.840.113556.1.4.803"
 BITWISE_OR = "1.2.840.113556.1.4.804"
-
-
-class FilterError(TerminalError):
-    """A configured LDAP filter cannot be parsed or evaluated."""
 
 
 def apply_scope(
@@ -56,27 +54,6 @@ def apply_scope(
     return out
 
 
-def filter_attributes(filter_text: str) -> set[str]:
-    """The attribute names a filter tests (lower case); raises FilterError when invalid."""
-    names: set[str] = set()
-
-    def walk(node) -> None:  # noqa: ANN001
-        if node.assertion and "attr" in node.assertion:
-            names.add(node.assertion["attr"].lower())
-        for child in node.elements:
-            walk(child)
-
-    walk(_parse(filter_text))
-    return names
-
-
-def _parse(filter_text: str):  # noqa: ANN202
-    try:
-        return ldap_search.parse_filter(filter_text, None, True, False, None, False)
-    except Exception as exc:  # ldap3 raises several exception types for a bad filter
-        raise FilterError(f"invalid LDAP filter {filter_text!r}: {exc}") from exc
-
-
 _HEX_ESCAPE = re.compile(rb"\\([0-9a-fA-F]{2})")
 
 
@@ -86,7 +63,7 @@ def _unescape(value: bytes) -> str:
 
 def evaluate_filter(frame: pd.DataFrame, filter_text: str) -> pd.Series:
     """Evaluate an RFC 4515 filter over connector-space rows (vectorised per node)."""
-    root = _parse(filter_text)
+    root = parse_filter(filter_text)
     return _eval(root, frame).astype(bool)
 
 

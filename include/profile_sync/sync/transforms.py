@@ -21,30 +21,34 @@ MULTI = (list, tuple, np.ndarray)
 """Multi-valued attributes are lists in memory and numpy arrays once read back from Parquet."""
 
 
-def _first(values: pd.Series) -> pd.Series:
+def _first(values: pd.Series, multi: bool = True) -> pd.Series:
     """First value of a multi-valued attribute; single values unchanged."""
+    if not multi:
+        return values
     return values.map(lambda v: (v[0] if len(v) else None) if isinstance(v, MULTI) else v)
 
 
-def _text(values: pd.Series) -> pd.Series:
-    first = _first(values)
-    return first.astype(object).where(first.notna(), None)
+def _text(values: pd.Series, multi: bool = True) -> pd.Series:
+    first = _first(values, multi).astype(object)
+    return first.where(first.notna(), None)
 
 
-def copy(values: pd.Series, **_: object) -> pd.Series:
-    return _text(values)
+def copy(values: pd.Series, *, multi: bool = True, **_: object) -> pd.Series:
+    return _text(values, multi)
 
 
-def lower(values: pd.Series, **_: object) -> pd.Series:
-    v = _text(values)
-    return v.map(lambda x: x.lower() if isinstance(x, str) else x)
+def lower(values: pd.Series, *, multi: bool = True, **_: object) -> pd.Series:
+    v = _text(values, multi)
+    return v.where(v.isna(), v.str.lower())
 
 
-def account_name(values: pd.Series, *, account_name_format: str, **_: object) -> pd.Series:
+def account_name(values: pd.Series, *, account_name_format: str, multi: bool = True, **_: object) -> pd.Series:
     """``i:0#.f|membership|<value lower-cased>`` (the format is configurable)."""
     prefix, _, suffix = account_name_format.partition("{value}")
-    v = _text(values)
-    return v.map(lambda x: f"{prefix}{x.strip().lower()}{suffix}" if isinstance(x, str) and x.strip() else None)
+    v = _text(values, multi)
+    trimmed = v.str.strip().str.lower()
+    out = (prefix + trimmed + suffix).astype(object)
+    return out.where(trimmed.notna() & (trimmed != ""), None)
 
 
 def _proxy(values: pd.Series, prefix: str, case_sensitive: bool) -> pd.Series:
@@ -74,18 +78,18 @@ def proxy_sip(values: pd.Series, **_: object) -> pd.Series:
     return _proxy(values, "SIP:", case_sensitive=False)
 
 
-def boolean(values: pd.Series, **_: object) -> pd.Series:
+def boolean(values: pd.Series, *, multi: bool = True, **_: object) -> pd.Series:
     """``TRUE``/``FALSE`` (LDAP Boolean syntax) → True/False; anything else → None."""
-    v = _text(values)
+    v = _text(values, multi)
     return v.map(
         lambda x: True if isinstance(x, str) and x.strip().lower() in _TRUE
         else False if isinstance(x, str) and x.strip().lower() in _FALSE else None
     ).astype(object)
 
 
-def reference(values: pd.Series, **_: object) -> pd.Series:
+def reference(values: pd.Series, *, multi: bool = True, **_: object) -> pd.Series:
     """A DN; resolved to the referenced profile's account name by ``references.py``."""
-    return _text(values)
+    return _text(values, multi)
 
 
 first_value = copy
