@@ -153,7 +153,7 @@ def _fast_parse(data: bytes, attributes: frozenset[str] | None) -> list[Entry] |
                 if not lines:
                     continue
         head, sep, value = lines[0].partition(b":")
-        if not sep or head.lower() != b"dn":
+        if not sep or head.lower() != b"dn" or len(lines) < 2:  # RFC 2849: a record has 1+ attributes
             return None
         try:
             if value[:1] == b":":
