@@ -67,6 +67,10 @@ def _check_properties(path: Path, settings: Settings) -> None:
             resolved = resolve_directory(d)
         except ProfileSyncError as exc:
             raise ConfigError(path, f"directories[{i}].filter", str(exc)) from None
+        unknown_join = sorted({r.metaverse for r in d.join} - known)
+        if unknown_join:
+            raise ConfigError(path, f"directories[{i}].join",
+                              f"unknown profile properties {unknown_join}; known: {', '.join(sorted(known))}")
         unknown = sorted(set(resolved.mappings) - known)
         if unknown:
             raise ConfigError(
@@ -96,6 +100,9 @@ def fingerprint(settings: Settings) -> dict[str, str]:
                         sorted(d.excluded_object_classes)],
             "anchor": d.anchor,
             "mappings": {k: v.model_dump() for k, v in sorted(d.mappings.items())},
+            "join": [r.model_dump() for r in d.connection.join],
+            "project": d.connection.project,
+            "precedence": {k: list(v) for k, v in sorted(settings.precedence.items())},
             "account_name_format": settings.account_name_format,
             "disabled_accounts": settings.deletion.disabled_accounts,
         }

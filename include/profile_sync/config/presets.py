@@ -146,6 +146,7 @@ def resolve_directory(conn: DirectoryConnection) -> ResolvedDirectory:
         wanted.add(anchor)
     if disabled:
         wanted.add(disabled)
+    wanted |= {r.source.lower() for r in conn.join}
     if conn.filter:
         from profile_sync.directory.ldap_filter import filter_attributes
 

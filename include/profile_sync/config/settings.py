@@ -62,6 +62,17 @@ class CustomProperty(_Frozen):
     """Maximum length for ``string`` columns (ignored for other types)."""
 
 
+class JoinRule(_Frozen):
+    """Join a person of this connection to an existing metaverse person when values match."""
+
+    source: str
+    """Attribute of this connection (case-insensitive), e.g. ``mail`` or ``employeeID``."""
+    metaverse: str
+    """Profile property of the metaverse person compared with it, e.g. ``work_email``."""
+    transform: Transform = "copy"
+    """Transform applied to ``source`` first (e.g. ``proxy_primary_smtp``); values compare trimmed, case-insensitively."""
+
+
 class DirectoryConnection(_Frozen):
     """A directory: an LDIF export or an LDAP server (Active Directory, OpenLDAP, ...)."""
 
@@ -93,6 +104,11 @@ class DirectoryConnection(_Frozen):
     """Overrides on top of the preset: ``property: {source, transform, direction}``; ``null`` removes one."""
     precedence: int | None = None
     """Lower wins when several connections feed one property; default: order in the file."""
+    join: tuple[JoinRule, ...] = ()
+    """Join rules, tried in order for people without a link: the first rule matching exactly one metaverse
+    person (fed by a connection of higher precedence) joins them. Ambiguous matches are reported, not joined."""
+    project: bool = True
+    """Create a metaverse person (a profile) for in-scope people no rule joined; ``false``: join only."""
 
     @field_validator("name")
     @classmethod
@@ -194,6 +210,8 @@ class Settings(_Frozen):
     """Profile properties beyond the built-in ones, added to the store by a recorded schema change."""
     pool: str = "profile_sync"
     """One-slot Airflow pool the steps run in."""
+    precedence: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    """Per-property precedence overriding the connections' order: ``property: [connection, ...]`` (first wins)."""
 
     @field_validator("directories")
     @classmethod
@@ -220,6 +238,15 @@ class Settings(_Frozen):
         if bad:
             raise ValueError(f"invalid property names {bad}: use lower-case letters, digits and '_'")
         return value
+
+    @model_validator(mode="after")
+    def _check_precedence(self) -> "Settings":
+        names = {d.name for d in self.directories}
+        for prop, order in self.precedence.items():
+            unknown = [n for n in order if n not in names]
+            if unknown:
+                raise ValueError(f"precedence.{prop}: unknown connections {unknown}; known: {sorted(names)}")
+        return self
 
     def directory(self, name: str) -> DirectoryConnection:
         """The directory connection called ``name``."""

@@ -241,7 +241,8 @@ def synchronize(ctx: RunContext) -> Summary:
         spaces[d.name] = space
     links = ctx.store.read_committed_frame("mv/links")
     mv = build_metaverse(spaces, directories, links if links is not None else empty_links(),
-                         ctx.settings.account_name_format, ctx.settings.deletion.disabled_accounts)
+                         ctx.settings.account_name_format, ctx.settings.deletion.disabled_accounts,
+                         ctx.settings.precedence)
     pending = plan_profile_store_exports(
         mv, ctx.state.read_frame("ps/people"), ctx.state.read_frame("ps/groups"),
         ctx.state.read_frame("ps/memberships"), _managed(directories), property_specs(ctx.settings))
@@ -256,6 +257,8 @@ def synchronize(ctx: RunContext) -> Summary:
         "memberships": len(mv.memberships),
         "unresolved_references": len(mv.unresolved),
         "unresolved_samples": _samples(mv.unresolved, list(mv.unresolved.columns)),
+        "join_problems": len(mv.joins),
+        "join_samples": _samples(mv.joins, list(mv.joins.columns)),
         "held_samples": _samples(pending.held, ["source_dn", "reason"]),
     }
 
