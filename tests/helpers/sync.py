@@ -22,6 +22,7 @@ class SyncHarness:
 
     def __init__(self, tmp: Path, **overrides: Any) -> None:
         self.tmp = Path(tmp)
+        self.tmp.mkdir(parents=True, exist_ok=True)
         self.ldif = self.tmp / "directory.ldif"
         self.config = self.tmp / "profile_sync.yaml"
         self.db = self.tmp / "profiles.db"

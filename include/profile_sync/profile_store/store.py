@@ -33,6 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from profile_sync.config.properties import PropertySpec
+from profile_sync.profile_store import changelog
 from profile_sync.profile_store.errors import ProfileStoreError, ProfileStoreUnavailableError
 from profile_sync.profile_store.schema import build_metadata
 from profile_sync.sync.pending_exports import ACTIVE, MARKED, PendingExports
@@ -97,13 +98,17 @@ def insert_frame(conn: Connection, table: Table, frame: pd.DataFrame) -> int:
 
 @dataclass(frozen=True)
 class ProfileStoreSnapshot:
-    """The profile store as read by a full import."""
+    """The profile store as read by a full (or delta) import."""
 
     people: pd.DataFrame
     groups: pd.DataFrame
     memberships: pd.DataFrame
     exists: bool
     """False before the first export created the tables."""
+    seq: int | None = None
+    """Change-log position this snapshot includes (None: the store keeps no change log)."""
+    changed_people: frozenset[str] = frozenset()
+    """Delta import: profiles changed since the previous snapshot."""
 
 
 class ProfileStore:
@@ -113,6 +118,7 @@ class ProfileStore:
         self.engine = engine
         self.specs = specs
         self.metadata, self.profiles, self.groups, self.memberships, self.changes = build_metadata(specs)
+        self.changelog = changelog.changes_table(self.metadata)
 
     # -- full import ------------------------------------------------------------------
     def exists(self) -> bool:
@@ -132,11 +138,47 @@ class ProfileStore:
             return ProfileStoreSnapshot(self._empty(self.profiles, skip), self._empty(self.groups, skip),
                                         self._empty(self.memberships, skip), exists=False)
         with self.engine.connect() as conn:
+            # The change-log position first: a change made while reading is read again next time.
+            seq = changelog.latest_seq(conn, self.changelog) if changelog.has_triggers(conn) else None
             actual = {c["name"] for c in inspect(conn).get_columns("user_profiles")}
             people = self._frame(conn, self.profiles, skip, actual)
             groups = self._frame(conn, self.groups, skip)
             members = self._frame(conn, self.memberships, skip)
-        return ProfileStoreSnapshot(people, groups, members, exists=True)
+        return ProfileStoreSnapshot(people, groups, members, exists=True, seq=seq)
+
+    def read_changes(self, base: ProfileStoreSnapshot) -> ProfileStoreSnapshot | None:
+        """Delta import: ``base`` with the rows changed since ``base.seq`` re-read (None: read everything)."""
+        if base.seq is None or not self.exists():
+            return None
+        with self.engine.connect() as conn:
+            if not changelog.has_triggers(conn):
+                return None
+            changed, top = changelog.changed_since(conn, self.changelog, base.seq)
+            actual = {c["name"] for c in inspect(conn).get_columns("user_profiles")}
+            people_ids = changed.get("user_profiles", set())
+            group_ids = changed.get("user_groups", set())
+            member_groups = changed.get("group_memberships", set())
+            people = self._patch(conn, self.profiles, "profile_id", base.people, people_ids, actual)
+            groups = self._patch(conn, self.groups, "group_id", base.groups, group_ids)
+            members = self._patch(conn, self.memberships, "group_id", base.memberships, member_groups)
+        return ProfileStoreSnapshot(people, groups, members, exists=True, seq=top,
+                                    changed_people=frozenset(people_ids))
+
+    def _patch(self, conn: Connection, table: Table, key: str, base: pd.DataFrame, ids: set[str],
+               actual: set[str] | None = None) -> pd.DataFrame:
+        """``base`` with the rows whose ``key`` is in ``ids`` replaced by their current rows."""
+        if not ids:
+            return base
+        columns = [c for c in base.columns if c in table.c and (actual is None or c in actual)]
+        fresh = []
+        ordered = sorted(ids)
+        for i in range(0, len(ordered), 5000):
+            chunk = ordered[i:i + 5000]
+            result = conn.execute(select(*[table.c[c] for c in columns]).where(table.c[key].in_(chunk)))
+            fresh.append(pd.DataFrame([tuple(r) for r in result.fetchall()], columns=columns, dtype=object))
+        rows = pd.concat(fresh, ignore_index=True).reindex(columns=base.columns)
+        kept = base.loc[~base[key].isin(ids)]
+        return _objects(pd.concat([kept, rows], ignore_index=True))
 
     @staticmethod
     def _empty(table: Table, skip: set[str]) -> pd.DataFrame:
@@ -157,6 +199,7 @@ class ProfileStore:
     def ensure_schema(self, conn: Connection, run_id: str | None) -> list[str]:
         """Create missing tables; add columns for new properties, recording each change."""
         self.metadata.create_all(conn)
+        changelog.install_triggers(conn)
         existing = {c["name"] for c in inspect(conn).get_columns("user_profiles")}
         added = []
         for column in self.profiles.c:
@@ -172,12 +215,17 @@ class ProfileStore:
         return added
 
     def apply_pending_exports(self, pending: PendingExports, run_id: str | None,
-                              retention_days: int | None) -> dict[str, int]:
-        """Apply ``pending`` in one transaction; returns what was written."""
+                              retention_days: int | None, read_upto: int | None = None) -> dict[str, int]:
+        """Apply ``pending`` in one transaction; returns what was written.
+
+        ``read_upto``: change-log entries up to here were read by a committed run and are pruned.
+        """
         now = _now()
         try:
             with self.engine.begin() as conn:
                 added_columns = self.ensure_schema(conn, run_id)
+                if read_upto:
+                    changelog.prune(conn, self.changelog, read_upto)
                 written = self._apply_people(conn, pending, now)
                 written.update(self._apply_groups(conn, pending, now))
                 written.update(self._apply_memberships(conn, pending))

@@ -24,6 +24,7 @@ from profile_sync.profile_store.store import ProfileStore, make_engine
 from profile_sync.run.context import RunContext
 from profile_sync.sync.attribute_flow import import_properties
 from profile_sync.sync.connector_space import HELD_COLUMNS, build_connector_space
+from profile_sync.sync.delta import DirtySet, compute_dirty_set
 from profile_sync.sync.join_rules import empty_links
 from profile_sync.sync.metaverse import Metaverse, build_metaverse
 from profile_sync.sync.pending_exports import ACTIVE, PendingExports, plan_profile_store_exports
@@ -203,21 +204,50 @@ def _import_counts(previous: pd.DataFrame | None, space: pd.DataFrame) -> dict[s
 
 
 # -- step 2: import profile store -------------------------------------------------------
+PS_FRAMES = ("people", "groups", "memberships")
+
+
 @step("import_profile_store")
 def import_profile_store(ctx: RunContext) -> Summary:
-    """Full import of the profile store into its connector space (skipped before it exists)."""
-    snapshot = _profile_store(ctx).read_all()
+    """Import of the profile store into its connector space (skipped before it exists).
+
+    Incremental runs read only the rows changed since the last confirming import
+    (the store's change log); full runs, or a store without a change log, read everything.
+    """
+    store = _profile_store(ctx)
+    snapshot = None
+    if ctx.state.get_value("run/mode") == "incremental":
+        base = _snapshot(ctx.store.read_committed_frame, ctx.store.committed_manifest()["values"])
+        snapshot = store.read_changes(base) if base is not None else None
+    delta = snapshot is not None
+    if snapshot is None:
+        snapshot = store.read_all()
+    carried = ctx.store.read_committed_frame("ps/carry")
+    changed = set(snapshot.changed_people) | (set(carried["profile_id"]) if carried is not None else set())
+    ctx.state.write_frame("ps/changed", pd.DataFrame({"profile_id": sorted(changed)}, dtype=object))
     _write_profile_store_space(ctx, snapshot)
     if not snapshot.exists:
         return {"skipped": True, "reason": "the profile store has no tables yet (first run)"}
-    return {"skipped": False, "people": len(snapshot.people), "groups": len(snapshot.groups),
-            "memberships": len(snapshot.memberships)}
+    return {"skipped": False, "delta": delta, "changed_in_store": len(changed), "people": len(snapshot.people),
+            "groups": len(snapshot.groups), "memberships": len(snapshot.memberships)}
+
+
+def _snapshot(read, values: dict):  # noqa: ANN001, ANN202
+    """The profile-store connector space as a snapshot (for a delta import), or None."""
+    from profile_sync.profile_store.store import ProfileStoreSnapshot
+
+    seq = values.get("watermark/profile_store")
+    frames = [read(f"ps/{name}") for name in PS_FRAMES]
+    if seq is None or any(f is None for f in frames):
+        return None
+    return ProfileStoreSnapshot(*frames, exists=True, seq=seq)
 
 
 def _write_profile_store_space(ctx: RunContext, snapshot) -> None:  # noqa: ANN001
     ctx.state.write_frame("ps/people", snapshot.people)
     ctx.state.write_frame("ps/groups", snapshot.groups)
     ctx.state.write_frame("ps/memberships", snapshot.memberships)
+    ctx.state.set_value("watermark/profile_store", snapshot.seq)
     ctx.state.commit_step()
 
 
@@ -240,9 +270,11 @@ def synchronize(ctx: RunContext) -> Summary:
             raise RuntimeError(f"connector space of {d.name!r} missing: import_directory did not run")
         spaces[d.name] = space
     links = ctx.store.read_committed_frame("mv/links")
-    mv = build_metaverse(spaces, directories, links if links is not None else empty_links(),
-                         ctx.settings.account_name_format, ctx.settings.deletion.disabled_accounts,
-                         ctx.settings.precedence)
+    links = links if links is not None else empty_links()
+    only, previous_people = _dirty_set(ctx, directories, spaces, links)
+    mv = build_metaverse(spaces, directories, links, ctx.settings.account_name_format,
+                         ctx.settings.deletion.disabled_accounts, ctx.settings.precedence,
+                         only=only, previous_people=previous_people)
     pending = plan_profile_store_exports(
         mv, ctx.state.read_frame("ps/people"), ctx.state.read_frame("ps/groups"),
         ctx.state.read_frame("ps/memberships"), _managed(directories), property_specs(ctx.settings))
@@ -252,6 +284,8 @@ def synchronize(ctx: RunContext) -> Summary:
     counts = pending.counts()
     return {
         **counts,
+        "delta": only is not None,
+        "recomputed_people": len(mv.computed) if mv.computed is not None else int((mv.people["state"] == ACTIVE).sum()),
         "metaverse_people": int((mv.people["state"] == ACTIVE).sum()),
         "metaverse_groups": int((mv.groups["state"] == ACTIVE).sum()),
         "memberships": len(mv.memberships),
@@ -261,6 +295,22 @@ def synchronize(ctx: RunContext) -> Summary:
         "join_samples": _samples(mv.joins, list(mv.joins.columns)),
         "held_samples": _samples(pending.held, ["source_dn", "reason"]),
     }
+
+
+def _dirty_set(ctx: RunContext, directories: list[ResolvedDirectory], spaces: dict[str, pd.DataFrame],
+               links: pd.DataFrame) -> tuple[DirtySet | None, pd.DataFrame | None]:
+    """For an incremental run: what may have changed since the last run (None: synchronize everything)."""
+    if ctx.state.get_value("run/mode") != "incremental":
+        return None, None
+    previous_people = ctx.store.read_committed_frame("mv/people")
+    if previous_people is None:
+        return None, None
+    before = {d.name: ctx.store.read_committed_frame(f"cs/{d.name}") for d in directories}
+    changed = set(ctx.state.read_frame("ps/changed")["profile_id"])
+    held = ctx.store.read_committed_frame("pending/held")
+    if held is not None:
+        changed |= set(held["profile_id"])  # held people are retried every run
+    return compute_dirty_set(spaces, before, directories, links, changed), previous_people
 
 
 def _write_metaverse(ctx: RunContext, mv: Metaverse) -> None:
@@ -319,24 +369,37 @@ def export_profile_store(ctx: RunContext) -> Summary:
     counts = pending.counts()
     if ctx.dry_run:
         return {**counts, "dry_run": True, "written": False}
-    written = _profile_store(ctx).apply_pending_exports(pending, ctx.run_id, ctx.settings.deletion.retention_days)
+    read_upto = ctx.store.committed_manifest()["values"].get("watermark/profile_store")
+    written = _profile_store(ctx).apply_pending_exports(pending, ctx.run_id, ctx.settings.deletion.retention_days,
+                                                        read_upto=read_upto)
     return {**counts, **written, "written": True}
 
 
 # -- step 5: confirming import of the profile store ----------------------------------------
 @step("confirm_profile_store")
 def confirm_profile_store(ctx: RunContext) -> Summary:
-    """Re-read the profile store and check that every pending export landed."""
+    """Confirming import: re-read what changed in the profile store and check every export landed.
+
+    Changes someone else made meanwhile are carried to the next run, which
+    synchronizes those people again (the directory wins for mapped properties).
+    """
     pending = _read_pending(ctx)
-    snapshot = _profile_store(ctx).read_all()
     if ctx.dry_run:
         return {"dry_run": True, "confirmed": 0}
-    _write_profile_store_space(ctx, snapshot)
+    store = _profile_store(ctx)
+    base = _snapshot(ctx.state.read_frame, ctx.state.manifest["values"])
+    snapshot = store.read_changes(base) if base is not None else None
+    if snapshot is None:
+        snapshot = store.read_all()
     exported = pending.people.loc[pending.people["operation"].isin(["add", "update", "unmark"])]
     columns = [c for c in pending.managed if c in snapshot.people.columns]
     mismatches = _confirm(exported, snapshot.people, columns)
+    ours = set(pending.people["profile_id"])
+    carry = (set(snapshot.changed_people) - ours) | {m["profile_id"] for m in mismatches}
+    ctx.state.write_frame("ps/carry", pd.DataFrame({"profile_id": sorted(carry)}, dtype=object))
+    _write_profile_store_space(ctx, snapshot)
     return {"confirmed": len(exported) - len(mismatches), "errors": len(mismatches),
-            "mismatch_samples": mismatches[:SAMPLE]}
+            "changed_by_others": len(carry), "mismatch_samples": mismatches[:SAMPLE]}
 
 
 def _confirm(exported: pd.DataFrame, store: pd.DataFrame, columns: list[str]) -> list[dict[str, Any]]:

@@ -4,6 +4,11 @@
 metaverse: join/projection (``join_rules``), import attribute flow with
 precedence (``attribute_flow``), then references (``references``).
 
+A *delta* synchronization passes ``only`` (the metaverse people that may have
+changed, see ``delta.py``) and the previous metaverse: attribute flow and
+references are computed for those people only and merged into the previous
+people; links, groups and memberships are recomputed whole (vectorised, cheap).
+
 Frames produced:
 
 - ``people``: ``mv_id``, ``state`` (``active`` | ``deleted``), ``frozen``,
@@ -26,10 +31,17 @@ from profile_sync.config.settings import DisabledAccountPolicy
 from profile_sync.sync.attribute_flow import REF_PREFIX, flow_in, import_properties
 from profile_sync.sync.connector_space import attr_column
 from profile_sync.sync.join_rules import JOIN_REPORT_COLUMNS, empty_links, link_connection, make_joiner
+from profile_sync.sync.references import (
+    UNRESOLVED_COLUMNS,
+    reference_targets,
+    resolve_memberships,
+    resolve_person_references,
+)
+from profile_sync.sync.delta import DirtySet, reference_dependents
 from profile_sync.sync.transforms import first_value
-from profile_sync.sync.references import resolve_memberships, resolve_person_references
 
 SOURCE_COLUMNS = ["source_connection", "source_anchor", "source_dn"]
+ACTIVE = "active"
 
 
 @dataclass(frozen=True)
@@ -41,6 +53,8 @@ class Metaverse:
     unresolved: pd.DataFrame
     joins: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=JOIN_REPORT_COLUMNS))
     """People no join rule could join unambiguously (``join_rules.JOIN_REPORT_COLUMNS``)."""
+    computed: frozenset[str] | None = None
+    """The people whose rows this synchronization computed (None: everyone, a full synchronization)."""
 
 
 def build_metaverse(
@@ -50,15 +64,21 @@ def build_metaverse(
     account_name_format: str,
     disabled_policy: DisabledAccountPolicy,
     precedence: dict[str, tuple[str, ...]] | None = None,
+    *,
+    only: DirtySet | None = None,
+    previous_people: pd.DataFrame | None = None,
 ) -> Metaverse:
     """Join, project and flow every connector space into the metaverse.
 
     ``directories`` is in precedence order (first wins for a property, unless
     ``precedence`` names another order for that property). A connection's join
-    rules see the people of the connections before it.
+    rules see the people of the connections before it. With ``only`` (a delta
+    synchronization) people are computed for the dirty set only and merged into
+    ``previous_people``.
     """
     prev = previous_links if previous_links is not None else empty_links()
     prev = prev.loc[prev["connection"].isin([d.name for d in directories])]
+    delta = only is not None and previous_people is not None
 
     link_frames: list[pd.DataFrame] = []
     join_reports: list[pd.DataFrame] = []
@@ -68,61 +88,104 @@ def build_metaverse(
     for rank, d in enumerate(directories):
         space = spaces[d.name]
         joiner = None
-        if d.connection.join and person_parts:
+        if d.connection.join and (person_parts or delta):
             so_far = _by_precedence(person_parts, precedence)
+            if delta:
+                # Join candidates may match anyone in the metaverse, not only the recomputed people.
+                earlier = previous_people.loc[(previous_people["state"] == ACTIVE)
+                                              & ~previous_people["mv_id"].isin(so_far["mv_id"])]
+                so_far = pd.concat([earlier, so_far], ignore_index=True)
             taken = set(prev.loc[(prev["connection"] == d.name) & prev["connected"], "mv_id"])
             joiner = make_joiner(d, so_far, taken, account_name_format)
         links, report = link_connection(space, d.name, prev, joiner, d.connection.project)
         link_frames.append(links)
         join_reports.append(report)
-
-        conn_links = links.loc[links["connected"], ["anchor", "mv_id"]]
-        connected = space.merge(conn_links, on="anchor", how="inner")
-        connected["rank"] = rank
-        connected["source_connection"] = d.name
-        connected = connected.rename(columns={"anchor": "source_anchor", "dn": "source_dn"})
-        people = connected.loc[connected["object_type"] == "person"].reset_index(drop=True)
-        flows = flow_in(people, d, account_name_format)
-        frozen = people["disabled"].astype(bool) & (disabled_policy == "freeze")
-        person_parts.append(pd.concat(
-            [people[["mv_id", "rank", *SOURCE_COLUMNS]], frozen.rename("frozen"), flows], axis=1))
+        ids = only.people(pd.concat(link_frames, ignore_index=True)) if delta else None
+        person_parts.append(_person_part(space, d, links, rank, ids, account_name_format, disabled_policy))
         for p in import_properties(d):
             if p not in properties:
                 properties.append(p)
+        connected = space.merge(links.loc[links["connected"], ["anchor", "mv_id"]], on="anchor", how="inner")
         groups = connected.loc[connected["object_type"] == "group"].reset_index(drop=True)
         groups["name"] = first_value(groups[attr_column(d.group_name_attribute)])
+        groups = groups.rename(columns={"anchor": "source_anchor", "dn": "source_dn"}).assign(
+            rank=rank, source_connection=d.name)
         group_parts.append(groups[["mv_id", "rank", "name", *SOURCE_COLUMNS]])
     links = pd.concat(link_frames, ignore_index=True) if link_frames else empty_links()
+    targets = reference_targets(spaces, links, directories)
+    computed_ids = None
+    if delta:
+        # Every connection's rows of every dirty person, plus the people whose references point at them.
+        dirty_ids = only.all_people(links)
+        dirty_ids |= reference_dependents(spaces, directories, links, targets, only, dirty_ids)
+        computed_ids = frozenset(dirty_ids)
+        person_parts = [_person_part(spaces[d.name], d, links.loc[links["connection"] == d.name], rank,
+                                     computed_ids, account_name_format, disabled_policy)
+                        for rank, d in enumerate(directories)]
 
-    people = _by_precedence(person_parts, precedence)
+    # Account names first (references resolve to them), then each connection's references.
+    people = _by_precedence([p.drop(columns=[c for c in p.columns if c.startswith(REF_PREFIX)])
+                             for p in person_parts], precedence)
+    names = people[["mv_id", "account_name"]] if "account_name" in people.columns else \
+        pd.DataFrame({"mv_id": people["mv_id"], "account_name": people["mv_id"]})
+    if delta and "account_name" in previous_people.columns:
+        keep = previous_people.loc[(previous_people["state"] == ACTIVE) & ~previous_people["mv_id"].isin(computed_ids)]
+        names = pd.concat([keep[["mv_id", "account_name"]], names], ignore_index=True)
+    resolved_parts, unresolved = [], []
+    for d, part in zip(directories, person_parts):
+        resolved, missing = resolve_person_references(part, d.name, targets, names)
+        resolved_parts.append(resolved)
+        unresolved.append(missing)
+    people = _by_precedence(resolved_parts, precedence)
     groups = _by_precedence(group_parts)
 
     # MV objects whose every link is disconnected are deleted (their profiles get marked).
-    gone = links.loc[~links["mv_id"].isin(pd.concat([people["mv_id"], groups["mv_id"]])), ["mv_id", "object_type"]]
-    gone = gone.drop_duplicates("mv_id")
-    people = pd.concat([people.assign(state="active"),
-                        pd.DataFrame({"mv_id": gone.loc[gone["object_type"] == "person", "mv_id"],
-                                      "state": "deleted"})], ignore_index=True)
-    groups = pd.concat([groups.assign(state="active"),
-                        pd.DataFrame({"mv_id": gone.loc[gone["object_type"] == "group", "mv_id"],
-                                      "state": "deleted"})], ignore_index=True)
+    linked_people = links.loc[links["object_type"] == "person", "mv_id"].drop_duplicates()
+    if delta:
+        linked_people = linked_people.loc[linked_people.isin(computed_ids)]
+    gone_people = linked_people.loc[~linked_people.isin(people["mv_id"])]
+    linked_groups = links.loc[links["object_type"] == "group", "mv_id"].drop_duplicates()
+    gone_groups = linked_groups.loc[~linked_groups.isin(groups["mv_id"])]
+    people = pd.concat([people.assign(state=ACTIVE), pd.DataFrame({"mv_id": gone_people, "state": "deleted"})],
+                       ignore_index=True)
+    groups = pd.concat([groups.assign(state=ACTIVE), pd.DataFrame({"mv_id": gone_groups, "state": "deleted"})],
+                       ignore_index=True)
     people["frozen"] = people["frozen"].fillna(False).astype(bool)
-
-    people, unresolved_people = resolve_person_references(people, spaces, links, directories)
-    memberships, unresolved_members = resolve_memberships(spaces, links, directories)
-    # Memberships only between active objects; a deleted or out-of-scope person's memberships drop.
-    active = set(people.loc[people["state"] == "active", "mv_id"]) | set(groups.loc[groups["state"] == "active", "mv_id"])
-    memberships = memberships.loc[memberships["group_id"].isin(active) & memberships["member_id"].isin(active)]
-
     for p in properties:
         if p not in people.columns:
             people[p] = None
     people = people[["mv_id", "state", "frozen", *SOURCE_COLUMNS, *properties]]
+    if delta:
+        kept = previous_people.loc[~previous_people["mv_id"].isin(computed_ids)]
+        people = pd.concat([kept.reindex(columns=people.columns), people], ignore_index=True)
+
+    memberships, unresolved_members = resolve_memberships(spaces, links, directories)
+    # Memberships only between active objects; a deleted or out-of-scope person's memberships drop.
+    active = set(people.loc[people["state"] == ACTIVE, "mv_id"]) | set(groups.loc[groups["state"] == ACTIVE, "mv_id"])
+    memberships = memberships.loc[memberships["group_id"].isin(active) & memberships["member_id"].isin(active)]
+
     groups = groups[["mv_id", "state", "name", *SOURCE_COLUMNS]]
-    unresolved = pd.concat([unresolved_people, unresolved_members], ignore_index=True)
+    unresolved_frame = pd.concat([*unresolved, unresolved_members], ignore_index=True) if unresolved else \
+        pd.DataFrame(columns=UNRESOLVED_COLUMNS)
     joins = pd.concat(join_reports, ignore_index=True)
     return Metaverse(people.reset_index(drop=True), groups.reset_index(drop=True),
-                     memberships.reset_index(drop=True), links, unresolved, joins)
+                     memberships.reset_index(drop=True), links, unresolved_frame, joins, computed_ids)
+
+
+def _person_part(space: pd.DataFrame, d: ResolvedDirectory, links: pd.DataFrame, rank: int,
+                 ids: set[str] | frozenset[str] | None, account_name_format: str,
+                 disabled_policy: DisabledAccountPolicy) -> pd.DataFrame:
+    """Attribute flow for one connection's connected people (only ``ids`` when given)."""
+    connected = space.loc[space["object_type"] == "person"].merge(
+        links.loc[links["connected"], ["anchor", "mv_id"]], on="anchor", how="inner")
+    if ids is not None:
+        connected = connected.loc[connected["mv_id"].isin(ids)]
+    people = connected.rename(columns={"anchor": "source_anchor", "dn": "source_dn"}).reset_index(drop=True)
+    people["rank"] = rank
+    people["source_connection"] = d.name
+    flows = flow_in(people, d, account_name_format)
+    frozen = people["disabled"].astype(bool) & (disabled_policy == "freeze")
+    return pd.concat([people[["mv_id", "rank", *SOURCE_COLUMNS]], frozen.rename("frozen"), flows], axis=1)
 
 
 def _by_precedence(parts: list[pd.DataFrame], precedence: dict[str, tuple[str, ...]] | None = None) -> pd.DataFrame:
@@ -131,7 +194,7 @@ def _by_precedence(parts: list[pd.DataFrame], precedence: dict[str, tuple[str, .
     ``precedence`` gives, per property, its own order of connections (others rank last).
     """
     if not parts:
-        return pd.DataFrame({"mv_id": pd.Series(dtype=object)})
+        return pd.DataFrame({"mv_id": pd.Series(dtype=object), "rank": pd.Series(dtype="int64")}).drop(columns="rank")
     frame = pd.concat(parts, ignore_index=True)
     if frame["mv_id"].is_unique:
         return frame.drop(columns="rank")
@@ -147,6 +210,3 @@ def _by_precedence(parts: list[pd.DataFrame], precedence: dict[str, tuple[str, .
         out[prop] = out["mv_id"].map(best)
     return out.drop(columns="rank")
 
-
-def reference_columns(frame: pd.DataFrame) -> list[str]:
-    return [c for c in frame.columns if c.startswith(REF_PREFIX)]

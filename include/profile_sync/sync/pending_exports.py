@@ -106,10 +106,16 @@ def plan_profile_store_exports(
     managed: list[str],
     specs: dict[str, PropertySpec],
 ) -> PendingExports:
-    """Compare the metaverse with the profile store and return the pending exports."""
+    """Compare the metaverse with the profile store and return the pending exports.
+
+    After a delta synchronization (``mv.computed`` set) only the recomputed
+    people are compared; everyone else is unchanged by construction.
+    """
     compare = [*managed, *SOURCE_COLUMNS]
     people = mv.people.rename(columns={"mv_id": "profile_id"})
-    desired = people.loc[people["state"] == ACTIVE].copy()
+    active = people["state"] == ACTIVE
+    examined = active if mv.computed is None else active & people["profile_id"].isin(mv.computed)
+    desired = people.loc[examined].copy()
     for c in managed:
         if c not in desired.columns:
             desired[c] = None
@@ -118,7 +124,9 @@ def plan_profile_store_exports(
     held_reason = _too_long(desired, specs, managed)
     if "account_name" in desired.columns:
         names = desired["account_name"].str.lower()
-        dup = names.notna() & names.duplicated(keep=False)
+        others = people.loc[active & ~examined, "account_name"].dropna().str.lower() \
+            if "account_name" in people.columns else pd.Series([], dtype=object)
+        dup = names.notna() & (names.duplicated(keep=False) | names.isin(others))
         held_reason[dup & held_reason.isna()] = [
             f"duplicate account name {n!r}" for n in desired.loc[dup & held_reason.isna(), "account_name"]]
     is_held = held_reason.notna()
@@ -158,6 +166,10 @@ def plan_profile_store_exports(
         ours = store_people["source_connection"].notna() & (store_people["state"] == ACTIVE)
         marks = store_people.loc[ours & ~store_people["profile_id"].isin(keep), ["profile_id"]]
     marks = marks.assign(operation="mark", changed="state")
+    if mv.computed is not None and store is not None:
+        not_examined = ((store_people["state"] == ACTIVE) & ~store_people["profile_id"].isin(desired["profile_id"])
+                        & ~store_people["profile_id"].isin(marks["profile_id"]))
+        unchanged += int(not_examined.sum())
 
     value_cols = ["profile_id", "operation", "changed", *compare]
     people_ops = pd.concat([adds[value_cols], updates[value_cols], marks], ignore_index=True)[value_cols]

@@ -20,7 +20,8 @@ UNRESOLVED_COLUMNS = ["source_connection", "source_dn", "property", "target_dn",
 MEMBERSHIP_COLUMNS = ["group_id", "member_type", "member_id"]
 
 
-def _targets(spaces: dict[str, pd.DataFrame], links: pd.DataFrame, directories: list[ResolvedDirectory]) -> pd.DataFrame:
+def reference_targets(spaces: dict[str, pd.DataFrame], links: pd.DataFrame,
+                      directories: list[ResolvedDirectory]) -> pd.DataFrame:
     """Every CS object addressable by DN: connection, dn_norm → mv_id (if connected), object type."""
     frames = []
     for d in directories:
@@ -39,40 +40,36 @@ def _reason(found: pd.Series, resolved: pd.Series) -> pd.Series:
 
 
 def resolve_person_references(
-    people: pd.DataFrame, spaces: dict[str, pd.DataFrame], links: pd.DataFrame, directories: list[ResolvedDirectory]
+    people: pd.DataFrame, connection: str, targets: pd.DataFrame, names: pd.DataFrame
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Replace each ``ref.<property>`` DN by the referenced person's ``account_name``."""
+    """Replace each ``ref.<property>`` DN of one connection's people by the referenced person's ``account_name``.
+
+    ``targets``: every CS object by (connection, dn_norm) → mv_id (``reference_targets``);
+    ``names``: active metaverse people's ``mv_id`` → ``account_name``.
+    """
     ref_cols = [c for c in people.columns if c.startswith(REF_PREFIX)]
     out = people.drop(columns=ref_cols)
     unresolved: list[pd.DataFrame] = []
-    if not ref_cols:
-        return out, pd.DataFrame(columns=UNRESOLVED_COLUMNS)
-    targets = _targets(spaces, links, directories)
-    active = people.loc[(people["state"] == "active") & (people["source_connection"].notna())]
-    names = people.loc[people["state"] == "active", ["mv_id", "account_name"]] if "account_name" in people else None
+    targets = targets.loc[targets["connection"] == connection]
     for col in ref_cols:
         prop = col[len(REF_PREFIX):]
-        refs = active.loc[active[col].notna(), ["mv_id", "source_connection", "source_dn", col]]
-        m = refs.merge(targets, left_on=["source_connection", col], right_on=["connection", "dn_norm"], how="left")
-        resolved = m["mv_id_y"].notna() & (m["object_type"] == "person")
-        if names is not None:
-            m = m.merge(names.rename(columns={"mv_id": "mv_id_y", "account_name": "_value"}), on="mv_id_y", how="left")
-            resolved &= m["_value"].notna()
-        else:
-            m["_value"] = m["mv_id_y"]
-        values = m.loc[resolved, ["mv_id_x", "_value"]].rename(columns={"mv_id_x": "mv_id", "_value": prop})
-        out = out.drop(columns=[prop], errors="ignore").merge(values, on="mv_id", how="left")
+        refs = people.loc[people[col].notna(), ["mv_id", "source_dn", col]]
+        m = refs.merge(targets, left_on=col, right_on="dn_norm", how="left", suffixes=("", "_target"))
+        m = m.merge(names.rename(columns={"mv_id": "mv_id_target", "account_name": "_value"}),
+                    on="mv_id_target", how="left")
+        resolved = m["mv_id_target"].notna() & (m["object_type"] == "person") & m["_value"].notna()
+        values = m.loc[resolved, ["mv_id", "_value"]].drop_duplicates("mv_id").set_index("mv_id")["_value"]
+        out[prop] = out["mv_id"].map(values).astype(object)
+        out[prop] = out[prop].where(out[prop].notna(), None)
         bad = m.loc[~resolved]
         if len(bad):
             unresolved.append(pd.DataFrame({
-                "source_connection": bad["source_connection"].to_numpy(),
+                "source_connection": connection,
                 "source_dn": bad["source_dn"].to_numpy(),
                 "property": prop,
                 "target_dn": bad[col].to_numpy(),
                 "reason": _reason(bad["dn_norm"].notna(), pd.Series(False, index=bad.index)).to_numpy(),
             }))
-    if "manager" in out.columns:
-        out["manager"] = out["manager"].astype(object).where(out["manager"].notna(), None)
     frame = pd.concat(unresolved, ignore_index=True) if unresolved else pd.DataFrame(columns=UNRESOLVED_COLUMNS)
     return out, frame
 
@@ -81,7 +78,7 @@ def resolve_memberships(
     spaces: dict[str, pd.DataFrame], links: pd.DataFrame, directories: list[ResolvedDirectory]
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Group ``member`` values → (group_id, member_type, member_id); nested groups kept as group→group."""
-    targets = _targets(spaces, links, directories)
+    targets = reference_targets(spaces, links, directories)
     edges: list[pd.DataFrame] = []
     unresolved: list[pd.DataFrame] = []
     for d in directories:

@@ -1,0 +1,130 @@
+"""Delta synchronization: which metaverse people may have changed since the last run.
+
+A delta synchronization must land exactly where a full one would. It
+recomputes every person whose metaverse row can differ from the last run's:
+
+1. people with a connector-space object that was added, changed (row hash),
+   deleted, or moved in or out of scope, in any connection;
+2. people whose reference (``manager``) points at a changed object — by DN,
+   old or new, or at a metaverse person recomputed for another reason (their
+   account name may have changed);
+3. people of join-only connections that are still unjoined (a join may
+   become possible without a change of theirs);
+4. profiles changed in the profile store since the last confirming import
+   (someone edited a property the directory owns: it is set back).
+
+Groups and memberships are recomputed whole: member lists are the source of
+truth, and a deleted person's memberships drop without any change on the
+group (DESIGN §6b), which no per-object delta would see.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from profile_sync.config.presets import ResolvedDirectory
+from profile_sync.directory.dn import normalize_dns
+from profile_sync.sync.connector_space import attr_column
+from profile_sync.sync.transforms import MULTI
+
+_KEY = ["anchor", "row_hash", "in_scope", "dn_norm", "object_type"]
+
+
+@dataclass(frozen=True)
+class DirtySet:
+    """What a delta synchronization recomputes."""
+
+    anchors: dict[str, frozenset[str]] = field(default_factory=dict)
+    """Per connection: anchors of changed connector-space objects (incl. deleted ones)."""
+    dns: dict[str, frozenset[str]] = field(default_factory=dict)
+    """Per connection: normalised DNs (old and new) of changed objects."""
+    profile_ids: frozenset[str] = frozenset()
+    """Profiles changed in the profile store since the last confirming import."""
+
+    def people(self, links: pd.DataFrame, connection: str | None = None) -> set[str]:
+        """Metaverse ids of changed objects (of one connection, or of all)."""
+        ids = set(self.profile_ids)
+        for name, anchors in self.anchors.items():
+            if connection is not None and name != connection:
+                continue
+            mine = links.loc[(links["connection"] == name) & links["anchor"].isin(anchors), "mv_id"]
+            ids.update(mine)
+        return ids
+
+    def all_people(self, links: pd.DataFrame) -> set[str]:
+        return self.people(links)
+
+    def size(self) -> int:
+        return sum(len(a) for a in self.anchors.values()) + len(self.profile_ids)
+
+
+def changed_objects(before: pd.DataFrame | None, now: pd.DataFrame) -> tuple[frozenset[str], frozenset[str]]:
+    """Anchors and DNs (old and new) of objects added, changed, deleted or moved in/out of scope."""
+    if before is None:
+        return frozenset(now["anchor"]), frozenset(now["dn_norm"].dropna())
+    m = now[_KEY].merge(before[_KEY], on="anchor", how="outer", suffixes=("", "_before"), indicator=True)
+    both = m["_merge"] == "both"
+    same = both & (m["row_hash"] == m["row_hash_before"]) & (m["in_scope"] == m["in_scope_before"])
+    changed = m.loc[~same]
+    dns = set(changed["dn_norm"].dropna()) | set(changed["dn_norm_before"].dropna())
+    return frozenset(changed["anchor"]), frozenset(dns)
+
+
+def compute_dirty_set(
+    now: dict[str, pd.DataFrame],
+    before: dict[str, pd.DataFrame | None],
+    directories: list[ResolvedDirectory],
+    previous_links: pd.DataFrame,
+    changed_profiles: set[str],
+) -> DirtySet:
+    """The changed objects of every connection, plus unjoined people of join-only connections."""
+    anchors: dict[str, frozenset[str]] = {}
+    dns: dict[str, frozenset[str]] = {}
+    for d in directories:
+        a, n = changed_objects(before.get(d.name), now[d.name])
+        if d.connection.join and not d.connection.project:
+            space = now[d.name]
+            linked = previous_links.loc[(previous_links["connection"] == d.name) & previous_links["connected"],
+                                        "anchor"]
+            unjoined = space.loc[space["in_scope"] & (space["object_type"] == "person")
+                                 & ~space["anchor"].isin(linked), "anchor"]
+            a = a | frozenset(unjoined)
+        anchors[d.name] = a
+        dns[d.name] = n
+    return DirtySet(anchors, dns, frozenset(changed_profiles))
+
+
+def reference_dependents(
+    spaces: dict[str, pd.DataFrame],
+    directories: list[ResolvedDirectory],
+    links: pd.DataFrame,
+    targets: pd.DataFrame,
+    dirty: DirtySet,
+    dirty_ids: set[str],
+) -> set[str]:
+    """Metaverse ids of people whose reference points at a changed DN or a recomputed person."""
+    out: set[str] = set()
+    for d in directories:
+        sources = [m.source for m in d.mappings.values()
+                   if m.transform == "reference" and m.direction in ("import", "both")]
+        if not sources:
+            continue
+        space = spaces[d.name]
+        people = space.loc[space["in_scope"] & (space["object_type"] == "person")]
+        conn_targets = targets.loc[targets["connection"] == d.name, ["dn_norm", "mv_id"]].dropna()
+        conn_targets = conn_targets.drop_duplicates("dn_norm").set_index("dn_norm")["mv_id"]
+        changed_dns = dirty.dns.get(d.name, frozenset())
+        for source in sources:
+            column = attr_column(source)
+            refs = people.loc[people[column].notna(), ["anchor", column]]
+            if refs.empty:
+                continue
+            values = refs[column].map(lambda v: (v[0] if len(v) else None) if isinstance(v, MULTI) else v)
+            norm = pd.Series(normalize_dns(values.tolist()), index=refs.index, dtype=object)
+            hit = norm.isin(changed_dns) | norm.map(conn_targets).isin(dirty_ids)
+            anchors = set(refs.loc[hit, "anchor"])
+            if anchors:
+                out.update(links.loc[(links["connection"] == d.name) & links["anchor"].isin(anchors), "mv_id"])
+    return out
