@@ -1,14 +1,19 @@
 """The profile store's own delta: a change log kept by database triggers.
 
 Every insert, update or delete on ``user_profiles``, ``user_groups`` and
-``group_memberships`` — by Profile Sync or by anyone else (a person editing
-their profile, an admin tool) — appends ``(seq, table_name, row_id)`` to
+``group_memberships`` made by anyone but Profile Sync's export (a person
+editing their profile, an admin tool) appends ``(seq, table_name, row_id)`` to
 ``profile_store_changes``. The watermark of the profile-store connection is the
 highest ``seq`` a run has read: an incremental run re-reads only the rows
-changed since (DESIGN §2 step 2 and the confirming import, step 5).
+changed since (DESIGN §2 step 2). The export suspends logging inside its own
+transaction (``suspended``): it knows what it wrote, and logging 100,000 rows
+row by row would double its cost; its confirming import re-reads those rows.
 """
 
 from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
 
 from sqlalchemy import BigInteger, Column, Connection, Integer, MetaData, String, Table, delete, func, select
 
@@ -40,6 +45,9 @@ def install_triggers(conn: Connection) -> None:
         conn.exec_driver_sql(
             f"""CREATE OR REPLACE FUNCTION ps_log_change() RETURNS trigger AS $$
             BEGIN
+              IF current_setting('profile_sync.exporting', true) = 'on' THEN
+                RETURN NULL;
+              END IF;
               IF TG_OP = 'DELETE' THEN
                 INSERT INTO {CHANGES} (table_name, row_id) VALUES (TG_TABLE_NAME, to_jsonb(OLD) ->> TG_ARGV[0]);
                 RETURN OLD;
@@ -54,6 +62,28 @@ def install_triggers(conn: Connection) -> None:
                 f"FOR EACH ROW EXECUTE FUNCTION ps_log_change('{key}')")
     else:  # pragma: no cover - other databases: no delta, every run reads everything
         return
+
+
+@contextmanager
+def suspended(conn: Connection) -> Iterator[None]:
+    """No logging of this transaction's own writes (other writers still log theirs).
+
+    SQLite: the triggers are dropped and re-created inside the transaction (DDL is
+    transactional there, and the write lock keeps other writers out meanwhile).
+    PostgreSQL: a transaction-local setting the trigger function checks.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SET LOCAL profile_sync.exporting = 'on'")
+        yield
+        conn.exec_driver_sql("SET LOCAL profile_sync.exporting = 'off'")
+    elif conn.dialect.name == "sqlite":
+        for table in TRACKED:
+            for op in ("insert", "update", "delete"):
+                conn.exec_driver_sql(f"DROP TRIGGER IF EXISTS ps_log_{table}_{op}")
+        yield
+        install_triggers(conn)
+    else:  # pragma: no cover
+        yield
 
 
 def has_triggers(conn: Connection) -> bool:

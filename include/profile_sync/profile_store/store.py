@@ -119,6 +119,8 @@ class ProfileStore:
         self.specs = specs
         self.metadata, self.profiles, self.groups, self.memberships, self.changes = build_metadata(specs)
         self.changelog = changelog.changes_table(self.metadata)
+        self.last_purged: list[str] = []
+        """Profiles the last export purged (retention)."""
 
     # -- full import ------------------------------------------------------------------
     def exists(self) -> bool:
@@ -146,8 +148,14 @@ class ProfileStore:
             members = self._frame(conn, self.memberships, skip)
         return ProfileStoreSnapshot(people, groups, members, exists=True, seq=seq)
 
-    def read_changes(self, base: ProfileStoreSnapshot) -> ProfileStoreSnapshot | None:
-        """Delta import: ``base`` with the rows changed since ``base.seq`` re-read (None: read everything)."""
+    def read_changes(self, base: ProfileStoreSnapshot, also: dict[str, set[str]] | None = None
+                     ) -> ProfileStoreSnapshot | None:
+        """Delta import: ``base`` with the rows changed since ``base.seq`` re-read (None: read everything).
+
+        ``also``: more ids to re-read per table (``user_profiles``, ``user_groups``,
+        ``group_memberships``) — what this run's export wrote, for the confirming import.
+        ``changed_people`` lists only what others changed.
+        """
         if base.seq is None or not self.exists():
             return None
         with self.engine.connect() as conn:
@@ -155,6 +163,9 @@ class ProfileStore:
                 return None
             changed, top = changelog.changed_since(conn, self.changelog, base.seq)
             actual = {c["name"] for c in inspect(conn).get_columns("user_profiles")}
+            external = set(changed.get("user_profiles", set()))
+            for table, ids in (also or {}).items():
+                changed[table] = set(changed.get(table, set())) | set(ids)
             people_ids = changed.get("user_profiles", set())
             group_ids = changed.get("user_groups", set())
             member_groups = changed.get("group_memberships", set())
@@ -162,7 +173,7 @@ class ProfileStore:
             groups = self._patch(conn, self.groups, "group_id", base.groups, group_ids)
             members = self._patch(conn, self.memberships, "group_id", base.memberships, member_groups)
         return ProfileStoreSnapshot(people, groups, members, exists=True, seq=top,
-                                    changed_people=frozenset(people_ids))
+                                    changed_people=frozenset(external))
 
     def _patch(self, conn: Connection, table: Table, key: str, base: pd.DataFrame, ids: set[str],
                actual: set[str] | None = None) -> pd.DataFrame:
@@ -226,10 +237,12 @@ class ProfileStore:
                 added_columns = self.ensure_schema(conn, run_id)
                 if read_upto:
                     changelog.prune(conn, self.changelog, read_upto)
-                written = self._apply_people(conn, pending, now)
-                written.update(self._apply_groups(conn, pending, now))
-                written.update(self._apply_memberships(conn, pending))
-                written["purged"] = self._purge(conn, now, retention_days)
+                with changelog.suspended(conn):
+                    written = self._apply_people(conn, pending, now)
+                    written.update(self._apply_groups(conn, pending, now))
+                    written.update(self._apply_memberships(conn, pending))
+                    purged = self._purge(conn, now, retention_days)
+                    written["purged"] = len(purged)
                 written["schema_changes"] = len(added_columns)
         except IntegrityError as exc:
             raise ProfileStoreError(f"the profile store refused the export (nothing was written): {exc.orig}") from exc
@@ -237,6 +250,7 @@ class ProfileStore:
             raise ProfileStoreUnavailableError(f"profile store unavailable (nothing was written): {exc.orig}") from exc
         except DBAPIError as exc:
             raise ProfileStoreError(f"the profile store refused the export (nothing was written): {exc.orig}") from exc
+        self.last_purged = purged
         return written
 
     def _stage(self, conn: Connection, name: str, like: Table, frame: pd.DataFrame, columns: list[str]) -> Table:
@@ -308,16 +322,18 @@ class ProfileStore:
         insert_frame(conn, m, adds)
         return {"membership_adds": len(adds), "membership_removes": len(removes)}
 
-    def _purge(self, conn: Connection, now: datetime, retention_days: int | None) -> int:
-        """Delete profiles marked for deletion longer than the retention period."""
+    def _purge(self, conn: Connection, now: datetime, retention_days: int | None) -> list[str]:
+        """Delete profiles marked for deletion longer than the retention period; their ids."""
         if retention_days is None:
-            return 0
+            return []
         p, m = self.profiles, self.memberships
         cutoff = now - timedelta(days=retention_days)
         old = select(p.c.profile_id).where(p.c.state == MARKED, p.c.marked_for_deletion_at < cutoff)
-        conn.execute(delete(m).where(m.c.member_type == "person", m.c.member_id.in_(old)))
-        result = conn.execute(delete(p).where(p.c.state == MARKED, p.c.marked_for_deletion_at < cutoff))
-        return int(result.rowcount or 0)
+        ids = [r[0] for r in conn.execute(old).all()]
+        if ids:
+            conn.execute(delete(m).where(m.c.member_type == "person", m.c.member_id.in_(old)))
+            conn.execute(delete(p).where(p.c.state == MARKED, p.c.marked_for_deletion_at < cutoff))
+        return ids
 
     def counts(self) -> dict[str, int]:
         """People (active / marked), groups and memberships now in the store."""

@@ -370,8 +370,11 @@ def export_profile_store(ctx: RunContext) -> Summary:
     if ctx.dry_run:
         return {**counts, "dry_run": True, "written": False}
     read_upto = ctx.store.committed_manifest()["values"].get("watermark/profile_store")
-    written = _profile_store(ctx).apply_pending_exports(pending, ctx.run_id, ctx.settings.deletion.retention_days,
-                                                        read_upto=read_upto)
+    store = _profile_store(ctx)
+    written = store.apply_pending_exports(pending, ctx.run_id, ctx.settings.deletion.retention_days,
+                                          read_upto=read_upto)
+    ctx.state.write_frame("ps/purged", pd.DataFrame({"profile_id": store.last_purged}, dtype=object))
+    ctx.state.commit_step()
     return {**counts, **written, "written": True}
 
 
@@ -388,14 +391,18 @@ def confirm_profile_store(ctx: RunContext) -> Summary:
         return {"dry_run": True, "confirmed": 0}
     store = _profile_store(ctx)
     base = _snapshot(ctx.state.read_frame, ctx.state.manifest["values"])
-    snapshot = store.read_changes(base) if base is not None else None
+    purged = ctx.state.read_frame("ps/purged")
+    purged_ids = set(purged["profile_id"]) if purged is not None else set()
+    written = {"user_profiles": set(pending.people["profile_id"]) | purged_ids,
+               "user_groups": set(pending.groups["group_id"]),
+               "group_memberships": set(pending.memberships["group_id"])}
+    snapshot = store.read_changes(base, also=written) if base is not None else None
     if snapshot is None:
         snapshot = store.read_all()
     exported = pending.people.loc[pending.people["operation"].isin(["add", "update", "unmark"])]
     columns = [c for c in pending.managed if c in snapshot.people.columns]
     mismatches = _confirm(exported, snapshot.people, columns)
-    ours = set(pending.people["profile_id"])
-    carry = (set(snapshot.changed_people) - ours) | {m["profile_id"] for m in mismatches}
+    carry = set(snapshot.changed_people) | {m["profile_id"] for m in mismatches}
     ctx.state.write_frame("ps/carry", pd.DataFrame({"profile_id": sorted(carry)}, dtype=object))
     _write_profile_store_space(ctx, snapshot)
     return {"confirmed": len(exported) - len(mismatches), "errors": len(mismatches),

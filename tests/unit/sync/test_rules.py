@@ -327,3 +327,22 @@ def test_dry_run_writes_nothing_and_keeps_state(harness):
     assert out["export_profile_store"]["written"] is False
     assert len(harness.profiles()) == 1
     assert harness.context().store.committed_manifest()["version"] == version
+
+
+@pytest.mark.parametrize("mode", ["full", "incremental"])
+def test_marked_profiles_are_purged_after_retention_and_a_returner_comes_back(tmp_path, mode):
+    h = SyncHarness(tmp_path, deletion={"retention_days": 0})
+    d = FakeDirectory()
+    dn = d.person(1, "Leaver", upn="leaver@contoso.com")
+    d.person(2, "Stayer", upn="stayer@contoso.com")
+    h.sync(d, mode=mode)
+    pid = h.profile("leaver@contoso.com")["profile_id"]
+    record = d.entries.pop(dn)
+    h.sync(d, mode=mode)
+    assert h.profiles().loc[pid, "state"] == "marked_for_deletion"
+    out = h.sync(d, mode=mode)
+    assert out["export_profile_store"]["purged"] == 1
+    assert pid not in h.profiles().index
+    d.entries[dn] = record
+    h.sync(d, mode=mode)
+    assert h.profiles().loc[pid, "state"] == "active"
