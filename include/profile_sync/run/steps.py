@@ -24,7 +24,7 @@ from profile_sync.profile_store.store import ProfileStore, make_engine
 from profile_sync.run.context import RunContext
 from profile_sync.sync.attribute_flow import import_properties
 from profile_sync.sync.connector_space import HELD_COLUMNS, build_connector_space
-from profile_sync.sync.delta import DirtySet, compute_dirty_set
+from profile_sync.sync.delta import DELTA_KEY, DirtySet, compute_dirty_set
 from profile_sync.sync.join_rules import empty_links
 from profile_sync.sync.metaverse import Metaverse, build_metaverse
 from profile_sync.sync.pending_exports import ACTIVE, PendingExports, plan_profile_store_exports
@@ -162,10 +162,12 @@ def import_directory(ctx: RunContext, connection: str) -> Summary:
     mode = ctx.state.get_value("run/mode", "full")
     reader = make_reader(d, ctx)
     watermark = {"file_sha256": reader.file_hash()}
-    previous = ctx.store.read_committed_frame(f"cs/{d.name}")
+    previous = ctx.store.read_committed_frame(f"cs/{d.name}", columns=IMPORT_KEY)
     committed_watermark = ctx.store.committed_manifest()["values"].get(f"watermark/{d.name}")
     if mode == "incremental" and previous is not None and committed_watermark == watermark:
-        space, held, reused = previous, ctx.store.read_committed_frame(f"held/{d.name}"), True
+        # Unchanged source: the run's state already holds the committed connector space.
+        space, reused = previous, True
+        held = ctx.store.read_committed_frame(f"held/{d.name}")
     else:
         imported = build_connector_space(reader.read_full(frozenset(d.attributes) | {"objectclass"}), d)
         space = apply_scope(imported.objects, d, ctx.settings.deletion.disabled_accounts)
@@ -173,8 +175,9 @@ def import_directory(ctx: RunContext, connection: str) -> Summary:
     if held is None:
         held = pd.DataFrame(columns=HELD_COLUMNS)
     counts = _import_counts(previous, space)
-    ctx.state.write_frame(f"cs/{d.name}", space)
-    ctx.state.write_frame(f"held/{d.name}", held)
+    if not reused:
+        ctx.state.write_frame(f"cs/{d.name}", space)
+        ctx.state.write_frame(f"held/{d.name}", held)
     ctx.state.set_value(f"watermark/{d.name}", watermark)
     ctx.state.commit_step()
     in_scope = space["in_scope"]
@@ -188,6 +191,9 @@ def import_directory(ctx: RunContext, connection: str) -> Summary:
         "unchanged_source": reused,
         "held_samples": _samples(held, ["dn", "position", "reason"]),
     }
+
+
+IMPORT_KEY = ["anchor", "row_hash", "in_scope", "object_type"]
 
 
 def _import_counts(previous: pd.DataFrame | None, space: pd.DataFrame) -> dict[str, int]:
@@ -305,7 +311,7 @@ def _dirty_set(ctx: RunContext, directories: list[ResolvedDirectory], spaces: di
     previous_people = ctx.store.read_committed_frame("mv/people")
     if previous_people is None:
         return None, None
-    before = {d.name: ctx.store.read_committed_frame(f"cs/{d.name}") for d in directories}
+    before = {d.name: ctx.store.read_committed_frame(f"cs/{d.name}", columns=DELTA_KEY) for d in directories}
     changed = set(ctx.state.read_frame("ps/changed")["profile_id"])
     held = ctx.store.read_committed_frame("pending/held")
     if held is not None:
@@ -349,9 +355,9 @@ def validate_export(ctx: RunContext) -> Summary:
     pending = _read_pending(ctx)
     in_scope = 0
     for d in _directories(ctx):
-        space = ctx.state.read_frame(f"cs/{d.name}")
+        space = ctx.state.read_frame(f"cs/{d.name}", columns=["in_scope", "object_type"])
         in_scope += int((space["in_scope"] & (space["object_type"] == "person")).sum())
-    store = ctx.state.read_frame("ps/people")
+    store = ctx.state.read_frame("ps/people", columns=["state"])
     active = int((store["state"] == ACTIVE).sum()) if len(store) else 0
     report = basic_gate(in_scope, active, pending.counts()["deletes"])
     ctx.state.set_value("gate/validate_export", report.to_dict())

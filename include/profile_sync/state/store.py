@@ -54,8 +54,7 @@ def _clean_strings(frame: pd.DataFrame) -> pd.DataFrame:
         if pd.api.types.is_string_dtype(frame[col].dtype) and frame[col].dtype != object:
             if out is frame:
                 out = frame.copy()
-            s = frame[col].astype(object)
-            out[col] = s.where(s.notna(), None)
+            out[col] = pd.Series(frame[col].to_numpy(dtype=object, na_value=None), index=frame.index, dtype=object)
     return out
 
 
@@ -75,18 +74,18 @@ class StateStore:
         """The committed manifest (an empty one before the first successful run)."""
         return read_json(self.root / "manifest.json") or copy.deepcopy(EMPTY_MANIFEST)
 
-    def read_committed_frame(self, key: str) -> pd.DataFrame | None:
-        """A frame of the committed state, or None."""
-        return self._read(self.committed_manifest(), key)
+    def read_committed_frame(self, key: str, columns: list[str] | None = None) -> pd.DataFrame | None:
+        """A frame of the committed state (only ``columns`` when given), or None."""
+        return self._read(self.committed_manifest(), key, columns)
 
-    def _read(self, manifest: dict[str, Any], key: str) -> pd.DataFrame | None:
+    def _read(self, manifest: dict[str, Any], key: str, columns: list[str] | None = None) -> pd.DataFrame | None:
         name = manifest["frames"].get(key)
         if name is None:
             return None
         path = self.objects / name
         if not path.exists():
             raise StateError(f"state store {self.root}: frame {key!r} points to missing file {name}")
-        return _clean_strings(pd.read_parquet(path))
+        return _clean_strings(pd.read_parquet(path, columns=columns))
 
     # -- runs -----------------------------------------------------------------
     def run_dir(self, run_id: str) -> Path:
@@ -153,9 +152,9 @@ class RunState:
         self.run_id = run_id
         self.manifest = manifest
 
-    def read_frame(self, key: str) -> pd.DataFrame | None:
-        """The frame as this run last wrote it, else as committed, else None."""
-        return self.store._read(self.manifest, key)
+    def read_frame(self, key: str, columns: list[str] | None = None) -> pd.DataFrame | None:
+        """The frame as this run last wrote it, else as committed, else None (only ``columns`` when given)."""
+        return self.store._read(self.manifest, key, columns)
 
     def write_frame(self, key: str, frame: pd.DataFrame) -> None:
         """Write ``frame`` to a new file; visible to other steps after ``commit_step``."""

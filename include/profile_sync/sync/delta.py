@@ -29,7 +29,9 @@ from profile_sync.directory.dn import normalize_dns
 from profile_sync.sync.connector_space import attr_column
 from profile_sync.sync.transforms import MULTI
 
-_KEY = ["anchor", "row_hash", "in_scope", "dn_norm", "object_type"]
+DELTA_KEY = ["anchor", "row_hash", "in_scope", "dn_norm", "object_type"]
+"""The connector-space columns a delta needs from the previous run."""
+_KEY = DELTA_KEY
 
 
 @dataclass(frozen=True)
