@@ -16,7 +16,7 @@ import pandas as pd
 
 from profile_sync.config.loader import fingerprint, resolved_directories
 from profile_sync.config.presets import ResolvedDirectory
-from profile_sync.directory.readers import make_reader
+from profile_sync.directory.readers import effective_directory, make_reader
 from profile_sync.gates.basic import basic_gate
 from profile_sync.gates.errors import GateFailedError
 from profile_sync.profile_store.schema import property_specs
@@ -70,7 +70,8 @@ def step(name: str) -> Callable[[Callable[..., Summary]], Callable[..., Summary]
 
 
 def _directories(ctx: RunContext) -> list[ResolvedDirectory]:
-    return resolved_directories(ctx.settings)
+    # LDAP connections may take containers, filter and classes from their Connection's extras.
+    return [effective_directory(d, ctx) for d in resolved_directories(ctx.settings)]
 
 
 def _directory(ctx: RunContext, name: str) -> ResolvedDirectory:
@@ -160,7 +161,7 @@ def import_directory(ctx: RunContext, connection: str) -> Summary:
     d = _directory(ctx, connection)
     mode = ctx.state.get_value("run/mode", "full")
     reader = make_reader(d, ctx)
-    watermark = {"file_sha256": reader.file_hash()}
+    watermark = reader.watermark()  # before the read: changes made during it come again next time
     previous = ctx.store.read_committed_frame(f"cs/{d.name}")
     committed_watermark = ctx.store.committed_manifest()["values"].get(f"watermark/{d.name}")
     if mode == "incremental" and previous is not None and committed_watermark == watermark:
