@@ -7,6 +7,7 @@ returns a small summary (counts, durations) — never a frame.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 from datetime import datetime, timezone
@@ -27,6 +28,7 @@ from profile_sync.sync.connector_space import HELD_COLUMNS, build_connector_spac
 from profile_sync.sync.join_rules import empty_links
 from profile_sync.sync.metaverse import Metaverse, build_metaverse
 from profile_sync.sync.pending_exports import ACTIVE, PendingExports, plan_profile_store_exports
+from profile_sync.sync import writeback
 from profile_sync.sync.scope import apply_scope
 
 Summary = dict[str, Any]
@@ -243,6 +245,7 @@ def synchronize(ctx: RunContext) -> Summary:
     links = ctx.store.read_committed_frame("mv/links")
     mv = build_metaverse(spaces, directories, links if links is not None else empty_links(),
                          ctx.settings.account_name_format, ctx.settings.deletion.disabled_accounts)
+    mv, held_for_writeback = _hold_profile_changes(ctx, mv, spaces, directories)
     pending = plan_profile_store_exports(
         mv, ctx.state.read_frame("ps/people"), ctx.state.read_frame("ps/groups"),
         ctx.state.read_frame("ps/memberships"), _managed(directories), property_specs(ctx.settings))
@@ -256,9 +259,21 @@ def synchronize(ctx: RunContext) -> Summary:
         "metaverse_groups": int((mv.groups["state"] == ACTIVE).sum()),
         "memberships": len(mv.memberships),
         "unresolved_references": len(mv.unresolved),
+        "held_for_writeback": held_for_writeback,
         "unresolved_samples": _samples(mv.unresolved, list(mv.unresolved.columns)),
         "held_samples": _samples(pending.held, ["source_dn", "reason"]),
     }
+
+
+def _hold_profile_changes(ctx: RunContext, mv: Metaverse, spaces: dict[str, pd.DataFrame],
+                          directories: list[ResolvedDirectory]) -> tuple[Metaverse, int]:
+    """Two-way (write-back) properties changed in the profile store keep their value (sync/writeback.py)."""
+    if not any(writeback.two_way_mappings(d) for d in directories):
+        return mv, 0
+    people, held = writeback.hold_profile_changes(
+        mv.people, ctx.state.read_frame("ps/people"), spaces, directories,
+        {d.name: ctx.state.read_frame(f"wb/{d.name}") for d in directories})
+    return dataclasses.replace(mv, people=people), held
 
 
 def _write_metaverse(ctx: RunContext, mv: Metaverse) -> None:
@@ -356,32 +371,71 @@ def _confirm(exported: pd.DataFrame, store: pd.DataFrame, columns: list[str]) ->
 
 
 # -- steps 6–8: write-back -------------------------------------------------------------------
-def _writeback_properties(ctx: RunContext) -> dict[str, list[str]]:
-    return {d.name: [p for p, m in d.mappings.items() if m.direction in ("export", "both")]
-            for d in _directories(ctx)}
-
-
 @step("synchronize_writeback")
 def synchronize_writeback(ctx: RunContext) -> Summary:
-    """Profile store → metaverse → directory pending exports (properties configured for write-back)."""
-    configured = {k: v for k, v in _writeback_properties(ctx).items() if v}
+    """Profile store → directory pending exports (properties configured for write-back)."""
+    configured = [d for d in _directories(ctx) if writeback.writeback_mappings(d)]
     if not configured:
         return {"nothing_to_write_back": True,
                 "message": "nothing to write back: no property is configured for export to a directory"}
-    raise NotImplementedError("write-back to directories is not implemented yet")
+    store_people = ctx.state.read_frame("ps/people")
+    links = ctx.state.read_frame("mv/links")
+    per: dict[str, Any] = {}
+    for d in configured:
+        if d.connection.type == "ldif":
+            per[d.name] = {"skipped": "an LDIF connection is read-only"}
+            continue
+        plan = writeback.plan_directory_exports(d, ctx.state.read_frame(f"cs/{d.name}"), links, store_people,
+                                                ctx.state.read_frame(f"wb/{d.name}"))
+        ctx.state.write_frame(f"pending_dir/{d.name}", plan.pending)
+        ctx.state.write_frame(f"wb/{d.name}", plan.baseline)
+        per[d.name] = {"pending": len(plan.pending), "in_agreement": plan.agreed,
+                       "properties": sorted(writeback.writeback_mappings(d))}
+    ctx.state.commit_step()
+    pending = sum(v.get("pending", 0) for v in per.values())
+    return {"updates": pending, "connections": per}
 
 
 @step("export_directory")
 def export_directory(ctx: RunContext, connection: str) -> Summary:
-    """Write pending exports back to one directory."""
+    """Write pending exports back to one directory: per object; a refused write is reported, the rest go on."""
     d = _directory(ctx, connection)
     if d.connection.type == "ldif":
         return {"nothing_to_write_back": True, "message": "nothing to write back: an LDIF connection is read-only"}
-    return {"nothing_to_write_back": True, "message": "nothing to write back"}
+    pending = ctx.state.read_frame(f"pending_dir/{d.name}")
+    if pending is None or pending.empty:
+        return {"nothing_to_write_back": True, "message": "nothing to write back"}
+    if ctx.dry_run:
+        return {"dry_run": True, "written": False, "pending": len(pending),
+                "pending_samples": _samples(pending, ["dn", "attribute"])}
+    from profile_sync.directory.ldap.writer import apply_directory_exports
+    from profile_sync.directory.readers import ldap_settings
+
+    outcome = apply_directory_exports(ldap_settings(d, ctx), pending)
+    ctx.state.write_frame(f"exported_dir/{d.name}", outcome)
+    ctx.state.commit_step()
+    refused = outcome.loc[outcome["status"] == "refused"]
+    return {"updates": int((outcome["status"] == "written").sum()), "errors": len(refused),
+            "refused_samples": _samples(refused, ["profile_id", "dn", "attribute", "reason"])}
 
 
 @step("confirm_directory")
 def confirm_directory(ctx: RunContext, connection: str) -> Summary:
-    """Confirming import from one directory after a write-back."""
-    _directory(ctx, connection)
-    return {"nothing_to_write_back": True, "message": "nothing was written back, nothing to confirm"}
+    """Confirming import from one directory: re-read what was written, check it, refresh the connector space."""
+    d = _directory(ctx, connection)
+    exported = ctx.state.read_frame(f"exported_dir/{d.name}") if d.connection.type != "ldif" else None
+    written = exported.loc[exported["status"] == "written"] if exported is not None else None
+    if written is None or written.empty or ctx.dry_run:
+        return {"nothing_to_write_back": True, "message": "nothing was written back, nothing to confirm"}
+    reader = make_reader(d, ctx)
+    entries = reader.read_objects(list(dict.fromkeys(written["dn"])), frozenset(d.attributes) | {"objectclass"})
+    reread = build_connector_space(entries, d)
+    reread_space = apply_scope(reread.objects, d, ctx.settings.deletion.disabled_accounts)
+    result = writeback.confirm_written(d, written, reread_space, ctx.state.read_frame(f"cs/{d.name}"))
+    ctx.state.write_frame(f"cs/{d.name}", result.space)
+    ctx.state.write_frame(f"wb/{d.name}", writeback.merge_baseline(
+        ctx.state.read_frame(f"wb/{d.name}"), writeback.exported_baseline(result.confirmed)))
+    ctx.state.write_frame(f"exported_dir/{d.name}", exported.iloc[0:0])
+    ctx.state.commit_step()
+    return {"confirmed": len(result.confirmed), "errors": len(result.mismatches),
+            "mismatch_samples": result.mismatches[:SAMPLE]}
