@@ -123,13 +123,13 @@ class LdapClient:
             if not conn.bind():
                 raise self._bind_error(conn.result)
         except DirectoryError:
-            conn.unbind()
+            _quietly_unbind(conn)
             raise
         except (lx.LDAPCertificateError, lx.LDAPSSLConfigurationError, lx.LDAPStartTLSError) as exc:
-            conn.unbind()
+            _quietly_unbind(conn)
             raise self._tls_error(exc) from None
         except (lx.LDAPExceptionError, OSError) as exc:
-            conn.unbind()
+            _quietly_unbind(conn)
             if _is_certificate_problem(exc):
                 raise self._tls_error(exc) from None
             raise self._unavailable("did not answer", _describe(exc)) from None
@@ -155,10 +155,7 @@ class LdapClient:
 
     def close(self) -> None:
         if self._conn is not None:
-            try:
-                self._conn.unbind()
-            except (lx.LDAPException, OSError):
-                pass
+            _quietly_unbind(self._conn)
             self._conn = None
 
     @property
@@ -311,6 +308,14 @@ class DirSyncRefused(Exception):
         self.description = description
         self.message = message
         super().__init__(f"{description} ({code}){': ' + message if message else ''}")
+
+
+def _quietly_unbind(conn: ldap3.Connection) -> None:
+    """Unbind and close; a connection that is already broken just goes."""
+    try:
+        conn.unbind()
+    except (lx.LDAPException, OSError):
+        pass
 
 
 def _lower(raw: dict[str, Any]) -> RawAttributes:
