@@ -137,21 +137,51 @@ class RangeLimitProxy:
                     s.shutdown(socket.SHUT_RDWR)
 
     def _rewrite(self, message: bytes) -> bytes:
-        from ldap3.protocol.rfc4511 import AttributeSelection, LDAPMessage
-        from pyasn1.codec.ber import decoder, encoder
+        """Cap the ranged attributes of a SearchRequest; everything else passes unchanged.
 
-        decoded, _ = decoder.decode(message, asn1Spec=LDAPMessage())
-        op = decoded["protocolOp"]
-        if op.getName() != "searchRequest":
+        BER is walked by hand (pyasn1 with ldap3's spec cannot decode every filter ldap3 encodes,
+        e.g. ``(!(...))``): LDAPMessage = SEQUENCE { messageID, protocolOp, [0] controls OPTIONAL };
+        SearchRequest = [APPLICATION 3] { base, scope, deref, sizeLimit, timeLimit, typesOnly,
+        filter, attributes SEQUENCE OF OCTET STRING }.
+        """
+        _, body, end = _tlv(message, 0)
+        _, _, after_id = _tlv(message, body)  # messageID
+        op_tag, op_body, op_end = _tlv(message, after_id)
+        if op_tag != 0x63:  # not a searchRequest
             return message
-        request = op["searchRequest"]
-        old = [str(a) for a in request["attributes"]]
+        pos = op_body
+        for _ in range(7):  # base … filter
+            pos = _tlv(message, pos)[2]
+        attrs_tag, attrs_body, attrs_end = _tlv(message, pos)
+        old: list[str] = []
+        p = attrs_body
+        while p < attrs_end:
+            _, vb, ve = _tlv(message, p)
+            old.append(message[vb:ve].decode("utf-8"))
+            p = ve
         new = [limit_attribute(a, self.max_values, self.attributes) for a in old]
         if new == old:
             return message
-        selection = AttributeSelection()
-        for i, a in enumerate(new):
-            selection.setComponentByPosition(i, a)
-        request.setComponentByName("attributes", selection)
         self.rewritten += 1
-        return encoder.encode(decoded)
+        attrs = _encode(0x30, b"".join(_encode(0x04, a.encode("utf-8")) for a in new))
+        search = _encode(0x63, message[op_body:pos] + attrs + message[attrs_end:op_end])
+        return _encode(0x30, message[body:after_id] + search + message[op_end:end])
+
+
+def _tlv(data: bytes, pos: int) -> tuple[int, int, int]:
+    """(tag, value start, value end) of the single-byte-tag TLV at ``pos``."""
+    tag = data[pos]
+    first = data[pos + 1]
+    if first < 0x80:
+        return tag, pos + 2, pos + 2 + first
+    n = first & 0x7F
+    length = int.from_bytes(data[pos + 2:pos + 2 + n], "big")
+    return tag, pos + 2 + n, pos + 2 + n + length
+
+
+def _encode(tag: int, value: bytes) -> bytes:
+    n = len(value)
+    if n < 0x80:
+        return bytes([tag, n]) + value
+    raw = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes([tag, 0x80 | len(raw)]) + raw + value

@@ -178,9 +178,13 @@ class ActiveDirectoryDelta:
     def _usn(self, attributes: frozenset[str], old: Watermark, new: Watermark, nc: str) -> DeltaRead:
         since = int(old.get("highest_usn") or 0) + 1
         deleted_objects = f"CN=Deleted Objects,{nc}"
-        if self.client.read(deleted_objects, ["objectGUID"], controls=[(SHOW_DELETED, True, None)]) is None:
-            raise self._invalid(f"this account cannot see {deleted_objects!r}, so deletes would be missed; grant it "
-                                "'Replicating Directory Changes' (DirSync) or list rights on Deleted Objects")
+        # An account that may not read Deleted Objects sees the container's name at most (Samba) or nothing
+        # (Windows): tombstones would be invisible and deletes missed, so no delta then.
+        container = self.client.read(deleted_objects, ["objectGUID"], controls=[(SHOW_DELETED, True, None)])
+        if not container or not container.get("objectguid"):
+            raise self._invalid(f"this account cannot read {deleted_objects!r}, so deletes would be missed; grant it "
+                                "'Replicating Directory Changes' (for DirSync) or list and read rights on Deleted "
+                                "Objects (for uSNChanged)")
         request = self.reader.request_attributes(attributes, "active_directory")
         entries = [self.reader.to_entry(self.client, hit, i) for i, hit in enumerate(self.client.search(
             nc, f"(&{self.reader.object_filter}(uSNChanged>={since}))", request), 1)]
