@@ -180,9 +180,11 @@ def test_a_changed_invocation_id_or_a_refused_cookie_forces_a_full_import(samba_
     other_dc = {**watermark, "server": "dc2.contoso.com"}
     with pytest.raises(DeltaStateInvalid, match="another domain controller"):
         r.read_delta(frozenset(r.directory.attributes), other_dc)
-    garbage = {**watermark, "dirsync_cookie": base64.b64encode(b"MSDS" + b"\x03\x00\x00\x00" + b"\x07" * 40).decode()}
-    with pytest.raises(DeltaStateInvalid, match="cookie"):
-        r.read_delta(frozenset(r.directory.attributes), garbage)
+    truncated = base64.b64encode(base64.b64decode(watermark["dirsync_cookie"])[:70]).decode()
+    with pytest.raises(DeltaStateInvalid, match="cookie was refused: unavailableCriticalExtension"):
+        r.read_delta(frozenset(r.directory.attributes), {**watermark, "dirsync_cookie": truncated})
+    with pytest.raises(DeltaStateInvalid, match="not a DirSync cookie"):
+        r.read_delta(frozenset(r.directory.attributes), {**watermark, "dirsync_cookie": "bm90IGEgY29va2ll"})
 
 
 def test_without_replication_rights_dirsync_falls_back_to_usn_changed_which_needs_tombstones(samba_dc_fresh):

@@ -335,7 +335,7 @@ def _is_certificate_problem(exc: BaseException) -> bool:
         if isinstance(e, ssl.SSLError):
             return True
         text = str(e).lower()
-        if "certificate" in text or "ssl" in text and "handshake" in text:
+        if "certificate" in text or ("ssl" in text and "handshake" in text):
             return True
         e = e.__cause__ or e.__context__
     return False
