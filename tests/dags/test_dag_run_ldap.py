@@ -114,3 +114,32 @@ def test_full_sync_dag_against_samba_with_picture_write_back(airflow_db, samba_d
     assert _step(doc, "export_profile_store")["updates"] == 0
     assert _step(doc, "export_directory")["message"] == "nothing to write back"
     assert _db(tmp_path, "SELECT picture FROM user_profiles WHERE user_name = 'u0008@contoso.com'") == [(picture,)]
+
+
+def test_two_directories_in_one_run_slapd_and_samba(airflow_db, slapd_fresh, samba_dc_fresh, tmp_path, monkeypatch):
+    """Two forests: the DAG maps import/export/confirm over both connections; they meet in one metaverse.
+    (No join rule configured: each directory's people are projected; joining is the join rule's job.)"""
+    slapd, dc = slapd_fresh, samba_dc_fresh
+    monkeypatch.setenv("AIRFLOW_CONN_FOREST_B", json.dumps({
+        "conn_type": "ldap", "host": "127.0.0.1", "port": slapd.port, "login": slapd.admin_dn,
+        "password": slapd.admin_password,
+        "extra": {"base_dns": [f"ou=people,{slapd.base_dn}", f"ou=groups,{slapd.base_dn}"]}}))
+    _configure(tmp_path, monkeypatch, "forest_a", {
+        "host": dc.uri, "login": dc.admin_upn, "password": dc.admin_password,
+        "extra": {"start_tls": True, "ca_file": str(dc.ca_file)},
+    }, {"name": "contoso", "preset": "active_directory",
+        "containers": ["OU=People,DC=contoso,DC=com", "OU=Groups,DC=contoso,DC=com"]})
+    config = tmp_path / "profile_sync.yaml"
+    doc = yaml.safe_load(config.read_text())
+    doc["directories"].append({"name": "example", "type": "ldap", "conn_id": "forest_b", "preset": "inetorgperson"})
+    config.write_text(yaml.safe_dump(doc))
+
+    run = _run()
+    assert run.state == "success"
+    history = _history(tmp_path, run.run_id)
+    imports = {s["connection"]: s for s in history["steps"] if s["step"] == "import_directory"}
+    assert {k: v["in_scope_people"] for k, v in imports.items()} == {"contoso": 49, "example": 50}
+    assert {s["connection"] for s in history["steps"] if s["step"] == "confirm_directory"} == {"contoso", "example"}
+    assert _db(tmp_path, "SELECT source_connection, count(*) FROM user_profiles GROUP BY 1 ORDER BY 1") == \
+        [("contoso", 49), ("example", 50)]
+    assert _db(tmp_path, "SELECT count(*) FROM user_groups") == [(4,)]

@@ -209,10 +209,12 @@ class LdapClient:
                        dereference_aliases=ldap3.DEREF_NEVER, attributes=attributes, controls=controls,
                        paged_size=self.settings.page_size if paged else None, paged_cookie=cookie)
             result = self._check(what, base)
-            for r in self.conn.response or []:
-                if r.get("type") == "searchResEntry":
-                    yield SearchHit(r["dn"], _lower(r["raw_attributes"]))
+            # Take the page and the cookie before yielding: the caller may use the connection meanwhile
+            # (ranged retrieval of a large group), which replaces conn.response and conn.result.
+            page = [SearchHit(r["dn"], _lower(r["raw_attributes"]))
+                    for r in self.conn.response or [] if r.get("type") == "searchResEntry"]
             cookie = ((result.get("controls") or {}).get(PAGED_RESULTS) or {}).get("value", {}).get("cookie")
+            yield from page
             if not paged or not cookie:
                 return
 
