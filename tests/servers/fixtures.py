@@ -176,11 +176,13 @@ def slapd_server(slapd_seed_entries: list[Entry]) -> Iterator[SlapdServer]:
 
 
 @pytest.fixture
-def slapd_fresh(slapd_server: SlapdServer) -> SlapdServer:
-    """The session slapd restored to its seeded state (~0.1 s), for tests that write."""
+def slapd_fresh(slapd_server: SlapdServer) -> Iterator[SlapdServer]:
+    """The session slapd restored to its seeded state (~0.1 s), for tests that write; restored again after."""
     slapd_server.restore("seeded")
     slapd_server.start()
-    return slapd_server
+    yield slapd_server
+    slapd_server.restore("seeded")
+    slapd_server.start()
 
 
 @pytest.fixture
@@ -267,11 +269,14 @@ def samba_dc(samba_seed_entries: list[Entry]) -> Iterator[SambaDC]:
 
 
 @pytest.fixture
-def samba_dc_fresh(samba_dc: SambaDC) -> SambaDC:
-    """The session DC restored to its seeded snapshot and restarted (~1 s), for tests that write."""
+def samba_dc_fresh(samba_dc: SambaDC) -> Iterator[SambaDC]:
+    """The session DC restored to its seeded snapshot and restarted (~1 s), for tests that write;
+    restored again after, so tests using the session DC see the seed."""
     samba_dc.restore("seeded")
     samba_dc.start()
-    return samba_dc
+    yield samba_dc
+    samba_dc.restore("seeded")
+    samba_dc.start()
 
 
 # --------------------------------------------------------------------------- postgres

@@ -28,6 +28,9 @@ Transform = Literal[
 Direction = Literal["import", "export", "both"]
 """``import``: directory → profile; ``export``: profile → directory (write-back); ``both``."""
 
+WRITABLE_TRANSFORMS = ("copy", "first_value")
+"""Transforms a write-back (``export``/``both``) mapping may use: the value goes back unchanged."""
+
 PropertyType = Literal["string", "text", "boolean", "integer", "date", "binary"]
 """Column types a profile property can have."""
 
@@ -87,7 +90,8 @@ class DirectoryConnection(_Frozen):
     preset: PresetName = "active_directory"
     """Default mappings, object classes and anchor: ``active_directory`` or ``inetorgperson``."""
     containers: tuple[str, ...] = ()
-    """Selected containers (base DNs). Only objects at or below one of them are in scope."""
+    """Selected containers (base DNs). Only objects at or below one of them are in scope. Required, except
+    for an ``ldap`` connection whose Airflow Connection lists them in its ``base_dns`` extra."""
     excluded_containers: tuple[str, ...] = ()
     """Containers below a selected one that are left out of scope."""
     filter: str | None = None
@@ -134,8 +138,14 @@ class DirectoryConnection(_Frozen):
             raise ValueError(f"directory {self.name!r}: an ldif connection needs 'path'")
         if self.type == "ldap" and not self.conn_id:
             raise ValueError(f"directory {self.name!r}: an ldap connection needs 'conn_id'")
-        if not self.containers:
+        if not self.containers and self.type != "ldap":
+            # An ldap connection may take its base DNs from the Connection's extras (base_dns).
             raise ValueError(f"directory {self.name!r}: 'containers' must list at least one base DN")
+        for prop, mapping in self.mappings.items():
+            if mapping is not None and mapping.direction != "import" and mapping.transform not in WRITABLE_TRANSFORMS:
+                raise ValueError(
+                    f"directory {self.name!r}: mapping {prop!r} is written back (direction {mapping.direction!r}) "
+                    f"but transform {mapping.transform!r} cannot be reversed; use one of {', '.join(WRITABLE_TRANSFORMS)}")
         return self
 
 

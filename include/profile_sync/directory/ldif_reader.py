@@ -78,6 +78,10 @@ class LdifDirectoryReader:
                 digest.update(block)
         return digest.hexdigest()
 
+    def watermark(self) -> dict[str, str]:
+        """The delta state of an LDIF connection: the file's hash (an unchanged file is not read again)."""
+        return {"file_sha256": self.file_hash()}
+
     def read_full(self, attributes: frozenset[str] | None = None) -> Iterator[Entry]:
         """Yield every content record of the file (only ``attributes``, lower case, when given)."""
         if not self.path.is_file():

@@ -26,7 +26,8 @@ class ConnectionInfo:
     """An external system's address and credentials, from an Airflow Connection or the environment."""
 
     conn_id: str
-    uri: str | None = None
+    uri: str | None = field(default=None, repr=False)
+    """May hold the password (``scheme://user:secret@host``): never in repr."""
     host: str | None = None
     port: int | None = None
     login: str | None = None

@@ -7,6 +7,7 @@ returns a small summary (counts, durations) — never a frame.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 from datetime import datetime, timezone
@@ -16,18 +17,20 @@ import pandas as pd
 
 from profile_sync.config.loader import fingerprint, resolved_directories
 from profile_sync.config.presets import ResolvedDirectory
-from profile_sync.directory.readers import make_reader
+from profile_sync.directory.entries import DeltaStateInvalid
+from profile_sync.directory.readers import effective_directory, make_reader
 from profile_sync.gates.basic import basic_gate
 from profile_sync.gates.errors import GateFailedError
 from profile_sync.profile_store.schema import property_specs
 from profile_sync.profile_store.store import ProfileStore, make_engine
 from profile_sync.run.context import RunContext
 from profile_sync.sync.attribute_flow import import_properties
-from profile_sync.sync.connector_space import HELD_COLUMNS, build_connector_space
-from profile_sync.sync.delta import DELTA_KEY, DirtySet, compute_dirty_set
+from profile_sync.sync.connector_space import HELD_COLUMNS, attr_column, build_connector_space
+from profile_sync.sync.delta import DELTA_KEY, DirtySet, apply_delta, compute_dirty_set
 from profile_sync.sync.join_rules import empty_links
 from profile_sync.sync.metaverse import Metaverse, build_metaverse
 from profile_sync.sync.pending_exports import ACTIVE, PendingExports, plan_profile_store_exports
+from profile_sync.sync import writeback
 from profile_sync.sync.scope import apply_scope
 
 Summary = dict[str, Any]
@@ -71,7 +74,8 @@ def step(name: str) -> Callable[[Callable[..., Summary]], Callable[..., Summary]
 
 
 def _directories(ctx: RunContext) -> list[ResolvedDirectory]:
-    return resolved_directories(ctx.settings)
+    # LDAP connections may take containers, filter and classes from their Connection's extras.
+    return [effective_directory(d, ctx) for d in resolved_directories(ctx.settings)]
 
 
 def _directory(ctx: RunContext, name: str) -> ResolvedDirectory:
@@ -161,17 +165,30 @@ def import_directory(ctx: RunContext, connection: str) -> Summary:
     d = _directory(ctx, connection)
     mode = ctx.state.get_value("run/mode", "full")
     reader = make_reader(d, ctx)
-    watermark = {"file_sha256": reader.file_hash()}
+    watermark = reader.watermark()  # before the read: changes made during it come again next time
     previous = ctx.store.read_committed_frame(f"cs/{d.name}", columns=IMPORT_KEY)
     committed_watermark = ctx.store.committed_manifest()["values"].get(f"watermark/{d.name}")
+    attributes = frozenset(d.attributes) | {"objectclass"}
+    full_import_reason = None
+    delta = None
     if mode == "incremental" and previous is not None and committed_watermark == watermark:
         # Unchanged source: the run's state already holds the committed connector space.
         space, reused = previous, True
         held = ctx.store.read_committed_frame(f"held/{d.name}")
     else:
-        imported = build_connector_space(reader.read_full(frozenset(d.attributes) | {"objectclass"}), d)
-        space = apply_scope(imported.objects, d, ctx.settings.deletion.disabled_accounts)
-        held, reused = imported.held, False
+        reused = False
+        if mode == "incremental" and previous is not None and committed_watermark and hasattr(reader, "read_delta"):
+            try:
+                delta = reader.read_delta(attributes, committed_watermark)
+            except DeltaStateInvalid as exc:
+                full_import_reason = exc.reason
+        if delta is not None:
+            space, held = _merge_delta(ctx, d, delta)
+            watermark = delta.watermark
+        else:
+            imported = build_connector_space(reader.read_full(attributes), d)
+            space = apply_scope(imported.objects, d, ctx.settings.deletion.disabled_accounts)
+            held = imported.held
     if held is None:
         held = pd.DataFrame(columns=HELD_COLUMNS)
     counts = _import_counts(previous, space)
@@ -189,8 +206,30 @@ def import_directory(ctx: RunContext, connection: str) -> Summary:
         "in_scope_groups": int((in_scope & (space["object_type"] == "group")).sum()),
         "out_of_scope": int((~in_scope).sum()),
         "unchanged_source": reused,
+        "delta_read": delta is not None,
+        **({"delta_entries": len(delta.entries),
+            "delta_deletes": len(delta.deleted_anchors) + len(delta.deleted_dns)} if delta is not None else {}),
+        **({"full_import_reason": full_import_reason} if full_import_reason else {}),
         "held_samples": _samples(held, ["dn", "position", "reason"]),
     }
+
+
+def _merge_delta(ctx: RunContext, d: ResolvedDirectory, delta) -> tuple[pd.DataFrame, pd.DataFrame]:  # noqa: ANN001
+    """The connector space after a delta read: changed rows decoded and scoped, merged into the last one."""
+    imported = build_connector_space(delta.entries, d)
+    changed = apply_scope(imported.objects, d, ctx.settings.deletion.disabled_accounts)
+    previous = ctx.store.read_committed_frame(f"cs/{d.name}")
+    references = [attr_column(m.source) for m in d.mappings.values() if m.transform == "reference"]
+    members = [attr_column(a) for a in d.member_attributes]
+    space = apply_delta(previous, changed, delta.deleted_anchors, delta.deleted_dns, references, members)
+    held_before = ctx.store.read_committed_frame(f"held/{d.name}")
+    if held_before is not None and len(held_before):
+        retried = set(imported.objects["dn"]) | set(imported.held["dn"])
+        held_before = held_before.loc[~held_before["dn"].isin(retried)]
+        held = pd.concat([held_before, imported.held], ignore_index=True)
+    else:
+        held = imported.held
+    return space, held
 
 
 IMPORT_KEY = ["anchor", "row_hash", "in_scope", "object_type"]
@@ -281,6 +320,7 @@ def synchronize(ctx: RunContext) -> Summary:
     mv = build_metaverse(spaces, directories, links, ctx.settings.account_name_format,
                          ctx.settings.deletion.disabled_accounts, ctx.settings.precedence,
                          only=only, previous_people=previous_people)
+    mv, held_for_writeback = _hold_profile_changes(ctx, mv, spaces, directories)
     pending = plan_profile_store_exports(
         mv, ctx.state.read_frame("ps/people"), ctx.state.read_frame("ps/groups"),
         ctx.state.read_frame("ps/memberships"), _managed(directories), property_specs(ctx.settings))
@@ -296,6 +336,7 @@ def synchronize(ctx: RunContext) -> Summary:
         "metaverse_groups": int((mv.groups["state"] == ACTIVE).sum()),
         "memberships": len(mv.memberships),
         "unresolved_references": len(mv.unresolved),
+        "held_for_writeback": held_for_writeback,
         "unresolved_samples": _samples(mv.unresolved, list(mv.unresolved.columns)),
         "join_problems": len(mv.joins),
         "join_samples": _samples(mv.joins, list(mv.joins.columns)),
@@ -317,6 +358,17 @@ def _dirty_set(ctx: RunContext, directories: list[ResolvedDirectory], spaces: di
     if held is not None:
         changed |= set(held["profile_id"])  # held people are retried every run
     return compute_dirty_set(spaces, before, directories, links, changed), previous_people
+
+
+def _hold_profile_changes(ctx: RunContext, mv: Metaverse, spaces: dict[str, pd.DataFrame],
+                          directories: list[ResolvedDirectory]) -> tuple[Metaverse, int]:
+    """Two-way (write-back) properties changed in the profile store keep their value (sync/writeback.py)."""
+    if not any(writeback.two_way_mappings(d) for d in directories):
+        return mv, 0
+    people, held = writeback.hold_profile_changes(
+        mv.people, ctx.state.read_frame("ps/people"), spaces, directories,
+        {d.name: ctx.state.read_frame(f"wb/{d.name}") for d in directories})
+    return dataclasses.replace(mv, people=people), held
 
 
 def _write_metaverse(ctx: RunContext, mv: Metaverse) -> None:
@@ -434,32 +486,71 @@ def _confirm(exported: pd.DataFrame, store: pd.DataFrame, columns: list[str]) ->
 
 
 # -- steps 6–8: write-back -------------------------------------------------------------------
-def _writeback_properties(ctx: RunContext) -> dict[str, list[str]]:
-    return {d.name: [p for p, m in d.mappings.items() if m.direction in ("export", "both")]
-            for d in _directories(ctx)}
-
-
 @step("synchronize_writeback")
 def synchronize_writeback(ctx: RunContext) -> Summary:
-    """Profile store → metaverse → directory pending exports (properties configured for write-back)."""
-    configured = {k: v for k, v in _writeback_properties(ctx).items() if v}
+    """Profile store → directory pending exports (properties configured for write-back)."""
+    configured = [d for d in _directories(ctx) if writeback.writeback_mappings(d)]
     if not configured:
         return {"nothing_to_write_back": True,
                 "message": "nothing to write back: no property is configured for export to a directory"}
-    raise NotImplementedError("write-back to directories is not implemented yet")
+    store_people = ctx.state.read_frame("ps/people")
+    links = ctx.state.read_frame("mv/links")
+    per: dict[str, Any] = {}
+    for d in configured:
+        if d.connection.type == "ldif":
+            per[d.name] = {"skipped": "an LDIF connection is read-only"}
+            continue
+        plan = writeback.plan_directory_exports(d, ctx.state.read_frame(f"cs/{d.name}"), links, store_people,
+                                                ctx.state.read_frame(f"wb/{d.name}"))
+        ctx.state.write_frame(f"pending_dir/{d.name}", plan.pending)
+        ctx.state.write_frame(f"wb/{d.name}", plan.baseline)
+        per[d.name] = {"pending": len(plan.pending), "in_agreement": plan.agreed,
+                       "properties": sorted(writeback.writeback_mappings(d))}
+    ctx.state.commit_step()
+    pending = sum(v.get("pending", 0) for v in per.values())
+    return {"updates": pending, "connections": per}
 
 
 @step("export_directory")
 def export_directory(ctx: RunContext, connection: str) -> Summary:
-    """Write pending exports back to one directory."""
+    """Write pending exports back to one directory: per object; a refused write is reported, the rest go on."""
     d = _directory(ctx, connection)
     if d.connection.type == "ldif":
         return {"nothing_to_write_back": True, "message": "nothing to write back: an LDIF connection is read-only"}
-    return {"nothing_to_write_back": True, "message": "nothing to write back"}
+    pending = ctx.state.read_frame(f"pending_dir/{d.name}")
+    if pending is None or pending.empty:
+        return {"nothing_to_write_back": True, "message": "nothing to write back"}
+    if ctx.dry_run:
+        return {"dry_run": True, "written": False, "pending": len(pending),
+                "pending_samples": _samples(pending, ["dn", "attribute"])}
+    from profile_sync.directory.ldap.writer import apply_directory_exports
+    from profile_sync.directory.readers import ldap_settings
+
+    outcome = apply_directory_exports(ldap_settings(d, ctx), pending)
+    ctx.state.write_frame(f"exported_dir/{d.name}", outcome)
+    ctx.state.commit_step()
+    refused = outcome.loc[outcome["status"] == "refused"]
+    return {"updates": int((outcome["status"] == "written").sum()), "errors": len(refused),
+            "refused_samples": _samples(refused, ["profile_id", "dn", "attribute", "reason"])}
 
 
 @step("confirm_directory")
 def confirm_directory(ctx: RunContext, connection: str) -> Summary:
-    """Confirming import from one directory after a write-back."""
-    _directory(ctx, connection)
-    return {"nothing_to_write_back": True, "message": "nothing was written back, nothing to confirm"}
+    """Confirming import from one directory: re-read what was written, check it, refresh the connector space."""
+    d = _directory(ctx, connection)
+    exported = ctx.state.read_frame(f"exported_dir/{d.name}") if d.connection.type != "ldif" else None
+    written = exported.loc[exported["status"] == "written"] if exported is not None else None
+    if written is None or written.empty or ctx.dry_run:
+        return {"nothing_to_write_back": True, "message": "nothing was written back, nothing to confirm"}
+    reader = make_reader(d, ctx)
+    entries = reader.read_objects(list(dict.fromkeys(written["dn"])), frozenset(d.attributes) | {"objectclass"})
+    reread = build_connector_space(entries, d)
+    reread_space = apply_scope(reread.objects, d, ctx.settings.deletion.disabled_accounts)
+    result = writeback.confirm_written(d, written, reread_space, ctx.state.read_frame(f"cs/{d.name}"))
+    ctx.state.write_frame(f"cs/{d.name}", result.space)
+    ctx.state.write_frame(f"wb/{d.name}", writeback.merge_baseline(
+        ctx.state.read_frame(f"wb/{d.name}"), writeback.exported_baseline(result.confirmed)))
+    ctx.state.write_frame(f"exported_dir/{d.name}", exported.iloc[0:0])
+    ctx.state.commit_step()
+    return {"confirmed": len(result.confirmed), "errors": len(result.mismatches),
+            "mismatch_samples": result.mismatches[:SAMPLE]}

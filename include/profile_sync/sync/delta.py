@@ -130,3 +130,67 @@ def reference_dependents(
             if anchors:
                 out.update(links.loc[(links["connection"] == d.name) & links["anchor"].isin(anchors), "mv_id"])
     return out
+
+
+def apply_delta(
+    previous: pd.DataFrame,
+    changed: pd.DataFrame,
+    deleted_anchors: list[str],
+    deleted_dns: list[str],
+    reference_columns: list[str],
+    member_columns: list[str],
+) -> pd.DataFrame:
+    """The connector space after a delta read: ``previous`` with changed rows replaced, deleted rows gone.
+
+    Directories change references *on other objects* without reporting them
+    (DESIGN §6b: AD linked attributes and slapd's refint rewrite ``member`` and
+    ``manager`` on a rename and drop them on a delete, with no new USN, CSN or
+    DirSync entry). A full read would see those rewritten values, so the delta
+    does the same to the rows it keeps: old DNs become new ones, DNs of deleted
+    objects disappear.
+    """
+    deleted = set(deleted_anchors)
+    if deleted_dns:
+        norms = set(n for n in normalize_dns(list(deleted_dns)) if n)
+        deleted |= set(previous.loc[previous["dn_norm"].isin(norms), "anchor"])
+    renamed = previous[["anchor", "dn_norm"]].merge(changed[["anchor", "dn", "dn_norm"]], on="anchor",
+                                                     suffixes=("_old", ""))
+    renamed = renamed.loc[renamed["dn_norm_old"] != renamed["dn_norm"]]
+    new_dn = dict(zip(renamed["dn_norm_old"], renamed["dn"]))
+    gone = set(previous.loc[previous["anchor"].isin(deleted), "dn_norm"].dropna())
+    kept = previous.loc[~previous["anchor"].isin(deleted | set(changed["anchor"]))].copy()
+    if new_dn or gone:
+        kept = _rewrite_references(kept, new_dn, gone, reference_columns, member_columns)
+    out = pd.concat([kept, changed.reindex(columns=previous.columns)], ignore_index=True)
+    return out[previous.columns]
+
+
+def _rewrite_references(frame: pd.DataFrame, new_dn: dict[str, str], gone: set[str],
+                        reference_columns: list[str], member_columns: list[str]) -> pd.DataFrame:
+    def fix(value):  # noqa: ANN001, ANN202
+        norm = normalize_dns([value])[0]
+        if norm in gone:
+            return None
+        return new_dn.get(norm, value)
+
+    for column in reference_columns:
+        if column not in frame.columns:
+            continue
+        values = frame[column]
+        present = values.notna()
+        if present.any():
+            norms = pd.Series(normalize_dns(values[present].tolist()), index=values[present].index, dtype=object)
+            hit = norms.isin(gone) | norms.isin(list(new_dn))
+            if hit.any():
+                frame.loc[hit[hit].index, column] = [fix(v) for v in values[hit[hit].index]]
+    for column in member_columns:
+        if column not in frame.columns:
+            continue
+        lists = frame[column]
+        has = lists.map(lambda v: isinstance(v, MULTI) and len(v) > 0)
+        for idx in lists.index[has]:
+            members = list(lists[idx])
+            norms = normalize_dns(members)
+            if any(n in gone or n in new_dn for n in norms):
+                frame.at[idx, column] = [new_dn.get(n, m) for m, n in zip(members, norms) if n not in gone]
+    return frame
