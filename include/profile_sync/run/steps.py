@@ -17,7 +17,6 @@ import pandas as pd
 from profile_sync.config.loader import fingerprint, resolved_directories
 from profile_sync.config.presets import ResolvedDirectory
 from profile_sync.directory.readers import make_reader
-from profile_sync.gates.basic import basic_gate
 from profile_sync.gates.errors import GateFailedError
 from profile_sync.profile_store.schema import property_specs
 from profile_sync.profile_store.store import ProfileStore, make_engine
@@ -28,6 +27,7 @@ from profile_sync.sync.delta import DirtySet, compute_dirty_set
 from profile_sync.sync.join_rules import empty_links
 from profile_sync.sync.metaverse import Metaverse, build_metaverse
 from profile_sync.sync.pending_exports import ACTIVE, PendingExports, plan_profile_store_exports
+from profile_sync.sync.quarantine import keep_last_good
 from profile_sync.sync.scope import apply_scope
 
 Summary = dict[str, Any]
@@ -115,6 +115,9 @@ def decide_mode(ctx: RunContext) -> tuple[str, str | None]:
 
 def start_run(ctx: RunContext) -> Summary | None:
     """Take the lease and open the run; None while another run holds the lease."""
+    from profile_sync.run.gate_step import check_override_request
+
+    override = check_override_request(ctx)  # an override without a reason fails before anything is read
     if not ctx.lease.try_acquire(ctx.run_id):
         return None
     mode, reason = decide_mode(ctx)
@@ -122,8 +125,9 @@ def start_run(ctx: RunContext) -> Summary | None:
     ctx.state.commit_step()
     ctx.history.start(ctx.run_id, dag_id=ctx.dag_id, requested_mode=ctx.requested_mode, mode=mode,
                       full_reason=reason, dry_run=ctx.dry_run, triggered_by=ctx.triggered_by,
-                      config_fingerprint=fingerprint(ctx.settings))
-    return {"run_id": ctx.run_id, "mode": mode, "full_reason": reason, "dry_run": ctx.dry_run}
+                      config_fingerprint=fingerprint(ctx.settings), override_requested=override)
+    return {"run_id": ctx.run_id, "mode": mode, "full_reason": reason, "dry_run": ctx.dry_run,
+            "override_gates": ctx.override_gates}
 
 
 @step("finish_run")
@@ -168,7 +172,9 @@ def import_directory(ctx: RunContext, connection: str) -> Summary:
         space, held, reused = previous, ctx.store.read_committed_frame(f"held/{d.name}"), True
     else:
         imported = build_connector_space(reader.read_full(frozenset(d.attributes) | {"objectclass"}), d)
-        space = apply_scope(imported.objects, d, ctx.settings.deletion.disabled_accounts)
+        # Quarantined objects keep their last good row: never treated as deleted (sync/quarantine.py).
+        objects = keep_last_good(imported.objects, imported.held, previous)
+        space = apply_scope(objects, d, ctx.settings.deletion.disabled_accounts)
         held, reused = imported.held, False
     if held is None:
         held = pd.DataFrame(columns=HELD_COLUMNS)
@@ -345,20 +351,10 @@ def _read_pending(ctx: RunContext) -> PendingExports:
 # -- gate ----------------------------------------------------------------------------------
 @step("validate_export")
 def validate_export(ctx: RunContext) -> Summary:
-    """The data-quality gate before the profile-store export."""
-    pending = _read_pending(ctx)
-    in_scope = 0
-    for d in _directories(ctx):
-        space = ctx.state.read_frame(f"cs/{d.name}")
-        in_scope += int((space["in_scope"] & (space["object_type"] == "person")).sum())
-    store = ctx.state.read_frame("ps/people")
-    active = int((store["state"] == ACTIVE).sum()) if len(store) else 0
-    report = basic_gate(in_scope, active, pending.counts()["deletes"])
-    ctx.state.set_value("gate/validate_export", report.to_dict())
-    ctx.state.commit_step()
-    if not report.passed:
-        raise GateFailedError(report)
-    return {"passed": True, "report": report.to_dict()}
+    """The data-quality gate before the profile-store export (checks: gates/checks.py; body: run/gate_step.py)."""
+    from profile_sync.run.gate_step import run_export_gate
+
+    return run_export_gate(ctx, _read_pending(ctx), _directories(ctx))
 
 
 # -- step 4: export profile store ----------------------------------------------------------
