@@ -8,9 +8,9 @@ source, and each staged frame validated as a whole-dataframe batch.
 GX is imported only when a gate runs (it takes seconds to import); the time is
 measured and reported with the gate, so its cost stays visible.
 
-Frames are handed to GX with a fresh ``RangeIndex`` and only the columns an
-expectation reads: GX 1.24 miscounts some expectations (a unique column seen as
-all-missing) on frames with another index.
+Frames are handed to GX with only the columns the expectations read and a
+fresh ``RangeIndex``, so the row indexes GX reports for unexpected values are
+positions in the frame the caller gave (used to show sample objects).
 """
 
 from __future__ import annotations

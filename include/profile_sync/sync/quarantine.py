@@ -59,8 +59,8 @@ def keep_last_good(objects: pd.DataFrame, held: pd.DataFrame, previous: pd.DataF
         if c not in carry.columns:
             carry[c] = None  # an attribute read since (a new mapping): unknown in the last good state
     carry = carry[list(objects.columns)]
-    if objects.empty:
-        return carry.astype(objects.dtypes.to_dict()).reset_index(drop=True)
+    if objects.empty:  # nothing imported but held objects: the last good rows are the connector space
+        return carry.reset_index(drop=True)
     return pd.concat([objects, carry], ignore_index=True)
 
 
