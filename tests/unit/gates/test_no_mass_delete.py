@@ -98,8 +98,8 @@ class DyingReader:
     def file_hash(self) -> str:
         return "changed"  # never taken for an unchanged source
 
-    def read_full(self) -> Iterator[Entry]:
-        for n, entry in enumerate(self.real.read_full()):
+    def read_full(self, attributes: frozenset[str] | None = None) -> Iterator[Entry]:
+        for n, entry in enumerate(self.real.read_full(attributes)):
             if n == self.after:
                 raise self.error
             yield entry

@@ -45,13 +45,18 @@ def assert_untouched(h: SyncHarness, before: pd.Series) -> None:
     assert row.drop("updated_at").equals(before.drop("updated_at"))
 
 
-def test_duplicate_anchor_holds_both_keeps_the_profile_and_the_rest_goes_on(synced):
+MODES = pytest.mark.parametrize("mode", ["full", "incremental"])
+
+
+@MODES
+def test_duplicate_anchor_holds_both_keeps_the_profile_and_the_rest_goes_on(synced, mode):
     h, d = synced
     before = h.profile("p5@contoso.com")
     d.entries[dn(5)]["title"] = ["Changed while duplicated"]
     d.person(5, "Person 5 Restored Copy", upn="p5copy@contoso.com")  # same objectGUID, another DN
     d.entries[dn(9)]["title"] = ["Promoted"]
-    out = h.sync(d)
+    out = h.sync(d, mode=mode)
+    assert out["synchronize"]["delta"] is (mode == "incremental")
 
     assert_untouched(h, before)
     assert h.profile("p9@contoso.com")["title"] == "Promoted"
@@ -65,7 +70,7 @@ def test_duplicate_anchor_holds_both_keeps_the_profile_and_the_rest_goes_on(sync
 
     # Fixed: the copy is gone. Both entries are released; the pending change lands.
     d.remove(f"CN=Person 5 Restored Copy,{USERS}")
-    out = h.sync(d)
+    out = h.sync(d, mode=mode)
     assert quarantine(h).empty
     assert out["validate_export"]["released"] == 2
     released = history(h)["quarantine"]["released_objects"]
@@ -73,11 +78,12 @@ def test_duplicate_anchor_holds_both_keeps_the_profile_and_the_rest_goes_on(sync
     assert h.profile("p5@contoso.com")["title"] == "Changed while duplicated"
 
 
-def test_undecodable_value_keeps_the_last_good_profile_until_fixed(synced):
+@MODES
+def test_undecodable_value_keeps_the_last_good_profile_until_fixed(synced, mode):
     h, d = synced
     before = h.profile("p7@contoso.com")
     d.entries[dn(7)]["title"] = [b"\xff\xfe not UTF-8"]
-    h.sync(d)
+    h.sync(d, mode=mode)
     assert_untouched(h, before)
     (row,) = quarantine(h).itertuples(index=False)
     assert row.anchor == guid_text(7) and row.dn == dn(7)
@@ -85,23 +91,25 @@ def test_undecodable_value_keeps_the_last_good_profile_until_fixed(synced):
     assert row.kept_last_good
 
     first_seen = row.first_seen
-    h.sync(d)  # still bad: retried, still held, first_seen kept
+    d.entries[dn(8)]["title"] = ["another change, so the file is read again"]
+    h.sync(d, mode=mode)  # still bad: retried, still held, first_seen kept
     (again,) = quarantine(h).itertuples(index=False)
     assert again.first_seen == first_seen and again.last_seen >= first_seen
     assert_untouched(h, before)
 
     d.entries[dn(7)]["title"] = ["Fixed"]
-    out = h.sync(d)
+    out = h.sync(d, mode=mode)
     assert quarantine(h).empty and out["validate_export"]["released"] == 1
     assert h.profile("p7@contoso.com")["title"] == "Fixed"
 
 
-def test_value_too_long_holds_the_profile_at_export_level(synced):
+@MODES
+def test_value_too_long_holds_the_profile_at_export_level(synced, mode):
     h, d = synced
     before = h.profile("p3@contoso.com")
     d.entries[dn(3)]["title"] = ["x" * 300]
     d.person(50, "Newcomer", upn="new@contoso.com", title="y" * 300)
-    h.sync(d)
+    h.sync(d, mode=mode)
     assert_untouched(h, before)
     assert "new@contoso.com" not in set(h.profiles()["user_principal_name"])
     q = quarantine(h).set_index("dn")
@@ -111,7 +119,7 @@ def test_value_too_long_holds_the_profile_at_export_level(synced):
     assert not q.loc[f"CN=Newcomer,{USERS}", "kept_last_good"]
 
     d.entries[dn(3)]["title"] = ["Short again"]
-    h.sync(d)
+    h.sync(d, mode=mode)
     assert list(quarantine(h)["dn"]) == [f"CN=Newcomer,{USERS}"]
     assert h.profile("p3@contoso.com")["title"] == "Short again"
 
