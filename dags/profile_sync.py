@@ -54,6 +54,13 @@ def build_dag(kind: str) -> DAG:
                                       "(becomes full when it must, with the reason in the run history)."),
             "dry_run": Param(False, type="boolean", title="Dry run",
                              description="Compute and report pending exports; write nothing."),
+            "override_gates": Param(False, type="boolean", title="Override safety gates",
+                                    description="Let this one run through failed blast-radius limits (deletes, "
+                                                "updates, blanking, shrink, references, e-mail syntax). Recorded in "
+                                                "the run history with your name and the reason; quarantine and "
+                                                "structural checks still apply."),
+            "override_reason": Param("", type="string", title="Override reason",
+                                     description="Why the gates are overridden (required with Override safety gates)."),
         },
         doc_md=__doc__,
     ) as dag:

@@ -25,6 +25,9 @@ def run_context(context: dict[str, Any]):  # noqa: ANN201
         dry_run=bool(params.get("dry_run", False)),
         triggered_by=" ".join(str(x) for x in (run_type, triggered_by) if x is not None) or None,
         resolve_connection=resolve_connection,
+        override_gates=bool(params.get("override_gates", False)),
+        override_reason=(params.get("override_reason") or "").strip() or None,
+        triggering_user=getattr(dag_run, "triggering_user_name", None),
     )
 
 

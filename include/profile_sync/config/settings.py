@@ -76,6 +76,39 @@ class JoinRule(_Frozen):
     """Transform applied to ``source`` first (e.g. ``proxy_primary_smtp``); values compare trimmed, case-insensitively."""
 
 
+class GateLimits(_Frozen):
+    """Limits of the safety gate before every export (DESIGN §5); ``null`` switches a limit off.
+
+    Set at the top level (``gates:``) for every directory connection, and per
+    connection (``directories[].gates:``), where only the keys given override
+    the top-level ones. Percentages are of the connection's active profiles
+    (deletes, updates, blanking) or of its last good import (shrink); they are
+    not checked while the profile store holds no active profile of that
+    connection (the first run).
+    """
+
+    max_deletes: int | None = Field(default=500, ge=0)
+    """Most profiles (and, separately, groups) one run may mark for deletion."""
+    max_delete_percent: float | None = Field(default=5.0, ge=0, le=100)
+    """Most profiles (and, separately, groups) one run may mark for deletion, in % of the active ones."""
+    max_update_percent: float | None = Field(default=20.0, ge=0, le=100)
+    """Most profiles one run may update (a mapped property changes), in % of the active ones."""
+    max_blank_percent: float | None = Field(default=5.0, ge=0, le=100)
+    """Most profiles in which one run may empty one property that had a value, in % of the active ones."""
+    max_shrink_percent: float | None = Field(default=10.0, ge=0, le=100)
+    """Most the people in scope may shrink against the last good import, in %."""
+    min_reference_resolution_percent: float | None = Field(default=90.0, ge=0, le=100)
+    """Least share of references (``manager``, group ``member``) that must resolve, in %."""
+    max_invalid_email_percent: float | None = Field(default=1.0, ge=0, le=100)
+    """Most people whose ``work_email`` is not a valid e-mail address, in % of those who have one."""
+    min_count_for_percent_limits: int = Field(default=10, ge=0)
+    """A percentage limit trips only when more than this many objects are affected (small directories)."""
+
+
+class DirectoryGateLimits(GateLimits):
+    """Per-connection gate limits: only the keys given override the top-level ``gates``."""
+
+
 class DirectoryConnection(_Frozen):
     """A directory: an LDIF export or an LDAP server (Active Directory, OpenLDAP, ...)."""
 
@@ -113,6 +146,10 @@ class DirectoryConnection(_Frozen):
     person (fed by a connection of higher precedence) joins them. Ambiguous matches are reported, not joined."""
     project: bool = True
     """Create a metaverse person (a profile) for in-scope people no rule joined; ``false``: join only."""
+
+
+    gates: DirectoryGateLimits | None = None
+    """Gate limits for this connection; keys given here override the top-level ``gates``."""
 
     @field_validator("name")
     @classmethod
@@ -218,6 +255,8 @@ class Settings(_Frozen):
     """Format of ``account_name``; ``{value}`` is the source value (the UPN), lower-cased."""
     custom_properties: dict[str, CustomProperty] = Field(default_factory=dict)
     """Profile properties beyond the built-in ones, added to the store by a recorded schema change."""
+    gates: GateLimits = GateLimits()
+    """Limits of the safety gate before every export; per-connection overrides in ``directories[].gates``."""
     pool: str = "profile_sync"
     """One-slot Airflow pool the steps run in."""
     precedence: dict[str, tuple[str, ...]] = Field(default_factory=dict)
@@ -257,6 +296,14 @@ class Settings(_Frozen):
             if unknown:
                 raise ValueError(f"precedence.{prop}: unknown connections {unknown}; known: {sorted(names)}")
         return self
+
+
+    def gate_limits(self, name: str) -> GateLimits:
+        """The gate limits of directory connection ``name``: top-level ``gates`` with its overrides."""
+        own = self.directory(name).gates
+        if own is None:
+            return self.gates
+        return self.gates.model_copy(update={k: getattr(own, k) for k in own.model_fields_set})
 
     def directory(self, name: str) -> DirectoryConnection:
         """The directory connection called ``name``."""

@@ -12,6 +12,13 @@ The fast path is tested against python-ldap for equality.
 
 Change records (``changetype:``) are refused: an LDIF connection is a snapshot
 of a directory, not a change log.
+
+A record whose DN is not valid does not abort the file: the fast path passes
+the DN text on as read; python-ldap's parser refuses it inline (``ldif.is_dn``
+in ``parse_entry_records``), so the collector hands the parser an empty (valid)
+DN for that record and restores the real text in ``handle``. The connector
+space then quarantines that one object ("invalid DN", judged by the RFC 4514
+parser of ``directory/dn.py``) and the import goes on.
 """
 
 from __future__ import annotations
@@ -39,8 +46,28 @@ class _Collector(ldif.LDIFParser):
         self.path = path
         self.entries: list[Entry] = []
         self._record_line = 0
+        self._raw_dn: str | None = None
+
+    def _consume_empty_lines(self):  # noqa: ANN202
+        # The parser calls this between records; what it returns is the next record's "dn:" line,
+        # which it checks with ldif.is_dn and decodes as UTF-8 before anything else.
+        key, value = super()._consume_empty_lines()
+        self._raw_dn = None
+        if key == "dn" and value is not None:
+            try:
+                text = value.decode("utf-8")
+            except UnicodeDecodeError:
+                # "\xff" is not an RFC 4514 escape: the connector space quarantines it as an invalid DN
+                self._raw_dn = value.decode("utf-8", "backslashreplace")
+                return key, b""
+            if not ldif.is_dn(text):
+                self._raw_dn = text
+                return key, b""
+        return key, value
 
     def handle(self, dn: str, entry: dict[str, list[bytes]]) -> None:  # noqa: D102
+        if self._raw_dn is not None:
+            dn, self._raw_dn = self._raw_dn, None
         attributes: dict[str, list[bytes]] = {}
         for name, values in entry.items():
             key = name.lower()

@@ -1,7 +1,8 @@
-"""The minimal gate of the foundation: never a mass delete from an empty import.
+"""Never a mass delete from an empty import (LSC's rule: refuse to act on an empty source).
 
-(LSC's rule: refuse to act on an empty source.) The Great Expectations gate
-with blast-radius limits builds on the same report shape.
+``empty_source_check`` is the ``source_not_empty`` check of the export gate
+(``export_gate.py``), per connection; ``basic_gate`` is the foundation's
+one-check gate, kept for callers that want only this rule.
 """
 
 from __future__ import annotations

@@ -15,6 +15,19 @@ class GateFailedError(TerminalError):
 
     def __init__(self, report: "GateReport") -> None:
         self.report = report
-        failed = [c for c in report.checks if not c.passed]
-        lines = "; ".join(f"{c.name}: observed {c.observed}, allowed {c.allowed}" for c in failed)
-        super().__init__(f"gate {report.gate!r} failed ({len(failed)} check(s)): {lines}")
+        failed = report.failed_checks
+        lines = "; ".join(c.message or f"{c.name}: observed {c.observed}, allowed {c.allowed}" for c in failed)
+        blocking = [c.name for c in failed if not c.overridden]
+        if report.override is not None:
+            hint = (f" — the override requested by {report.override.by} does not cover "
+                    f"{', '.join(blocking)} (structural checks cannot be overridden)")
+        elif all(c.overridable for c in failed):
+            hint = (" — if these changes are intended, trigger the run again with override_gates=true "
+                    "and an override_reason")
+        else:
+            hint = ""
+        super().__init__(f"gate {report.gate!r} failed ({len(failed)} check(s)): {lines}{hint}")
+
+
+class GateOverrideError(TerminalError):
+    """An override was requested without the information it needs (a reason)."""

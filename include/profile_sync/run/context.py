@@ -57,6 +57,17 @@ class RunContext:
     dry_run: bool = False
     triggered_by: str | None = None
     resolve_connection: ConnectionResolver = _no_resolver
+    override_gates: bool = False
+    """An administrator lets this run through failed blast-radius limits (recorded in the run history)."""
+    override_reason: str | None = None
+    """Why the gates are overridden (required with ``override_gates``)."""
+    triggering_user: str | None = None
+    """The Airflow user who triggered the run (``dag_run.triggering_user_name``); None when scheduled."""
+
+    @property
+    def requested_by(self) -> str:
+        """Who asked for this run: the triggering user, else how it was triggered."""
+        return self.triggering_user or self.triggered_by or "unknown"
 
     @cached_property
     def store(self) -> StateStore:

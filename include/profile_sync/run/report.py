@@ -36,6 +36,9 @@ def format_run(doc: dict[str, Any]) -> str:
         f"  {'step':<24}{'connection':<12}{'adds':>7}{'updates':>9}{'deletes':>9}{'unchanged':>11}"
         f"{'errors':>8}{'seconds':>9}",
     ]
+    for o in doc.get("overrides") or []:
+        lines.insert(2, f"  gate {o['gate']} OVERRIDDEN by {o['by']} at {o['at']}: {o['reason']} "
+                        f"({', '.join(c['name'] for c in o['checks'])})")
     for s in sorted(doc.get("steps", []), key=_step_key):
         if s.get("status") == "failed":
             lines.append(f"  {s['step']:<24}{(s.get('connection') or ''):<12}  FAILED: {s.get('error')}")
@@ -46,6 +49,9 @@ def format_run(doc: dict[str, Any]) -> str:
             f"{s.get('duration_s', 0):>9.2f}")
         if s.get("message"):
             lines.append(f"  {'':<24}{'':<12}{s['message']}")
+        if s.get("step") == "validate_export" and s.get("quarantined"):
+            lines.append(f"  {'':<24}{'':<12}quarantined: {s['quarantined']} ({s.get('quarantined_new', 0)} new), "
+                         f"released: {s.get('released', 0)}")
     return "\n".join(lines)
 
 

@@ -19,7 +19,6 @@ from profile_sync.config.loader import fingerprint, resolved_directories
 from profile_sync.config.presets import ResolvedDirectory
 from profile_sync.directory.entries import DeltaStateInvalid
 from profile_sync.directory.readers import effective_directory, make_reader
-from profile_sync.gates.basic import basic_gate
 from profile_sync.gates.errors import GateFailedError
 from profile_sync.profile_store.schema import property_specs
 from profile_sync.profile_store.store import ProfileStore, make_engine
@@ -31,6 +30,7 @@ from profile_sync.sync.join_rules import empty_links
 from profile_sync.sync.metaverse import Metaverse, build_metaverse
 from profile_sync.sync.pending_exports import ACTIVE, PendingExports, plan_profile_store_exports
 from profile_sync.sync import writeback
+from profile_sync.sync.quarantine import keep_last_good
 from profile_sync.sync.scope import apply_scope
 
 Summary = dict[str, Any]
@@ -119,6 +119,9 @@ def decide_mode(ctx: RunContext) -> tuple[str, str | None]:
 
 def start_run(ctx: RunContext) -> Summary | None:
     """Take the lease and open the run; None while another run holds the lease."""
+    from profile_sync.run.gate_step import check_override_request
+
+    override = check_override_request(ctx)  # an override without a reason fails before anything is read
     if not ctx.lease.try_acquire(ctx.run_id):
         return None
     mode, reason = decide_mode(ctx)
@@ -126,8 +129,9 @@ def start_run(ctx: RunContext) -> Summary | None:
     ctx.state.commit_step()
     ctx.history.start(ctx.run_id, dag_id=ctx.dag_id, requested_mode=ctx.requested_mode, mode=mode,
                       full_reason=reason, dry_run=ctx.dry_run, triggered_by=ctx.triggered_by,
-                      config_fingerprint=fingerprint(ctx.settings))
-    return {"run_id": ctx.run_id, "mode": mode, "full_reason": reason, "dry_run": ctx.dry_run}
+                      config_fingerprint=fingerprint(ctx.settings), override_requested=override)
+    return {"run_id": ctx.run_id, "mode": mode, "full_reason": reason, "dry_run": ctx.dry_run,
+            "override_gates": ctx.override_gates}
 
 
 @step("finish_run")
@@ -183,11 +187,15 @@ def import_directory(ctx: RunContext, connection: str) -> Summary:
             except DeltaStateInvalid as exc:
                 full_import_reason = exc.reason
         if delta is not None:
+            # Held objects of a delta keep their previous rows (apply_delta keeps what it does not replace).
             space, held = _merge_delta(ctx, d, delta)
             watermark = delta.watermark
         else:
             imported = build_connector_space(reader.read_full(attributes), d)
-            space = apply_scope(imported.objects, d, ctx.settings.deletion.disabled_accounts)
+            # Quarantined objects keep their last good row: never treated as deleted (sync/quarantine.py).
+            last = ctx.store.read_committed_frame(f"cs/{d.name}") if len(imported.held) else None
+            objects = keep_last_good(imported.objects, imported.held, last)
+            space = apply_scope(objects, d, ctx.settings.deletion.disabled_accounts)
             held = imported.held
     if held is None:
         held = pd.DataFrame(columns=HELD_COLUMNS)
@@ -403,20 +411,10 @@ def _read_pending(ctx: RunContext) -> PendingExports:
 # -- gate ----------------------------------------------------------------------------------
 @step("validate_export")
 def validate_export(ctx: RunContext) -> Summary:
-    """The data-quality gate before the profile-store export."""
-    pending = _read_pending(ctx)
-    in_scope = 0
-    for d in _directories(ctx):
-        space = ctx.state.read_frame(f"cs/{d.name}", columns=["in_scope", "object_type"])
-        in_scope += int((space["in_scope"] & (space["object_type"] == "person")).sum())
-    store = ctx.state.read_frame("ps/people", columns=["state"])
-    active = int((store["state"] == ACTIVE).sum()) if len(store) else 0
-    report = basic_gate(in_scope, active, pending.counts()["deletes"])
-    ctx.state.set_value("gate/validate_export", report.to_dict())
-    ctx.state.commit_step()
-    if not report.passed:
-        raise GateFailedError(report)
-    return {"passed": True, "report": report.to_dict()}
+    """The data-quality gate before the profile-store export (checks: gates/checks.py; body: run/gate_step.py)."""
+    from profile_sync.run.gate_step import run_export_gate
+
+    return run_export_gate(ctx, _read_pending(ctx), _directories(ctx))
 
 
 # -- step 4: export profile store ----------------------------------------------------------

@@ -104,15 +104,19 @@ def build_connector_space(entries: Iterable[Entry], directory: ResolvedDirectory
         if object_type is None:
             ignored += 1  # containers, computers, contacts...: not synchronized, not an error
             continue
-        try:
-            if anchor_attr == "dn":
-                anchor = None  # filled from dn_norm below
-            else:
-                raw = values.get(anchor_attr)
-                if not raw:
-                    held.append((None, entry.dn, entry.position, f"missing anchor attribute {anchor_attr!r}"))
-                    continue
+        anchor = None  # anchor "dn": filled from dn_norm below
+        if anchor_attr != "dn":
+            raw = values.get(anchor_attr)
+            if not raw:
+                held.append((None, entry.dn, entry.position, f"missing anchor attribute {anchor_attr!r}"))
+                continue
+            try:
                 anchor = format_anchor(anchor_attr, raw[0])
+            except ValueError as exc:  # UnicodeDecodeError included
+                held.append((None, entry.dn, entry.position, f"invalid anchor: {exc}"))
+                continue
+        # The anchor is known from here on: a held object keeps its last good state (sync/quarantine.py).
+        try:
             decoded = []
             for a, is_binary, is_multi in kinds:
                 vals = values.get(a)
@@ -125,10 +129,7 @@ def build_connector_space(entries: Iterable[Entry], directory: ResolvedDirectory
                 else:
                     decoded.append(vals[0].decode("utf-8"))
         except UnicodeDecodeError as exc:
-            held.append((None, entry.dn, entry.position, f"undecodable value (not UTF-8): {exc.reason}"))
-            continue
-        except ValueError as exc:
-            held.append((None, entry.dn, entry.position, f"invalid anchor: {exc}"))
+            held.append((anchor, entry.dn, entry.position, f"undecodable value (not UTF-8) in {a!r}: {exc.reason}"))
             continue
         anchors.append(anchor)
         dns.append(entry.dn)
@@ -150,8 +151,8 @@ def build_connector_space(entries: Iterable[Entry], directory: ResolvedDirectory
     frame["row_hash"] = pd.Series(hashes, dtype="uint64")
     frame["dn_norm"] = pd.Series(normalize_dns(frame["dn"].tolist()), index=frame.index, dtype="object")
     bad_dn = frame["dn_norm"].isna()
-    for row in frame.loc[bad_dn, ["dn", "position"]].itertuples(index=False):
-        held.append((None, row.dn, row.position, "invalid DN"))
+    for row in frame.loc[bad_dn, ["anchor", "dn", "position"]].itertuples(index=False):
+        held.append((row.anchor, row.dn, row.position, "invalid DN"))
     frame = frame.loc[~bad_dn]
     if anchor_attr == "dn":
         frame["anchor"] = frame["dn_norm"]

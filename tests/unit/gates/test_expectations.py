@@ -1,0 +1,84 @@
+"""Great Expectations inside the gate: lazy, quiet, and right about the frames it is given."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from profile_sync.gates.checks import EMAIL_REGEX
+from profile_sync.gates.expectations import Expect, GxRunner
+
+
+@pytest.fixture(scope="module")
+def gx() -> GxRunner:
+    return GxRunner(sample=5)
+
+
+def test_duplicates_are_reported_by_row_position_whatever_the_index(gx):
+    frame = pd.DataFrame({"anchor": ["a", None, "b", "a"], "other": [None] * 4}, index=[10, 11, 12, 13])
+    (o,) = gx.validate("anchors", frame, [Expect("unique", "anchor")])
+    assert (o.success, o.unexpected_count, o.missing_count) == (False, 2, 1)
+    assert o.unexpected_positions == [0, 3]
+
+
+def test_missing_values_and_their_rows(gx):
+    frame = pd.DataFrame({"anchor": ["a", None, "c", None]})
+    (o,) = gx.validate("anchors", frame, [Expect("not_null", "anchor")])
+    assert not o.success and o.unexpected_count == 2 and o.unexpected_positions == [1, 3]
+
+
+@pytest.mark.parametrize(("mostly", "success"), [(0.99, False), (0.97, True), (None, False)])
+def test_email_syntax_with_a_tolerance(gx, mostly, success):
+    emails = [f"user{i}@contoso.com" for i in range(98)] + ["SMTP:x@contoso.com", "no at sign"] + [None] * 5
+    (o,) = gx.validate("people", pd.DataFrame({"work_email": emails}),
+                       [Expect("regex", "work_email", regex=EMAIL_REGEX, mostly=mostly)])
+    assert o.success is success
+    assert (o.unexpected_count, o.missing_count, o.unexpected_percent) == (2, 5, 2.0)
+    assert o.unexpected_positions == [98, 99]
+
+
+@pytest.mark.parametrize(("value", "ok"), [
+    ("jane.doe@contoso.com", True), ("o'brien+tag@mail.contoso.co.uk", True), ("x@localhost", False),
+    ("SMTP:jane@contoso.com", False), ("jane doe@contoso.com", False), ("jane@-contoso.com", False),
+])
+def test_email_regex(value, ok):
+    import re
+
+    assert (re.match(EMAIL_REGEX, value) is not None) is ok
+
+
+def test_value_lengths(gx):
+    frame = pd.DataFrame({"title": ["short", "x" * 11, None], "office": ["a", "b", "c"]})
+    o1, o2 = gx.validate("pending", frame, [Expect("max_length", "title", max_length=10),
+                                            Expect("max_length", "office", max_length=10)])
+    assert (o1.success, o1.unexpected_count, o1.unexpected_positions) == (False, 1, [1])
+    assert o2.success
+
+
+def test_gx_is_quiet(gx, capfd, caplog):
+    caplog.set_level(logging.DEBUG)
+    gx.validate("quiet", pd.DataFrame({"a": range(500)}), [Expect("unique", "a"), Expect("not_null", "a")])
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""  # no progress bars
+    assert not [r for r in caplog.records if r.name.startswith("great_expectations") and r.levelno < logging.WARNING]
+    assert logging.getLogger("great_expectations").getEffectiveLevel() == logging.WARNING
+    bars = gx.context.progress_bars
+    assert bars.globally is False and bars.metric_calculations is False
+
+
+def test_costs_are_measured(gx):
+    before = gx.validate_seconds
+    gx.validate("timed", pd.DataFrame({"a": [1, 2]}), [Expect("unique", "a")])
+    assert gx.validate_seconds > before
+    assert gx.import_seconds >= 0
+
+
+def test_gx_is_imported_only_when_a_gate_runs():
+    code = ("import sys; import profile_sync.run.steps, profile_sync.gates.export_gate, profile_sync.run.gate_step; "
+            "print('great_expectations' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.strip() == "False"
