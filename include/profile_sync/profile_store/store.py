@@ -9,8 +9,9 @@ transaction rolls back and the profile store is exactly as it was.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+import io
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 import pandas as pd
@@ -34,7 +35,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from profile_sync.config.properties import PropertySpec
 from profile_sync.profile_store.errors import ProfileStoreError, ProfileStoreUnavailableError
-from profile_sync.profile_store.schema import build_metadata
+from profile_sync.profile_store.schema import PROPERTY_VALUES, build_metadata
 from profile_sync.sync.pending_exports import ACTIVE, MARKED, PendingExports
 
 
@@ -42,8 +43,22 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+_ENGINES: dict[str, Engine] = {}
+
+
 def make_engine(url: str) -> Engine:
-    """A SQLAlchemy engine; SQLite gets foreign keys on and a busy timeout."""
+    """The SQLAlchemy engine of ``url``, one per URL and process (its pool is shared by every step).
+
+    SQLite gets WAL and a busy timeout; other databases get pre-ping, so a pooled
+    connection that died (a restarted server) is replaced instead of failing a step.
+    """
+    engine = _ENGINES.get(url)
+    if engine is None:
+        engine = _ENGINES[url] = _create_engine(url)
+    return engine
+
+
+def _create_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 60})
 
@@ -63,13 +78,17 @@ def _objects(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def insert_frame(conn: Connection, table: Table, frame: pd.DataFrame) -> int:
-    """Insert every row of ``frame`` into ``table`` with one executemany of plain tuples.
+    """Insert every row of ``frame`` into ``table`` in bulk.
 
-    Values go through the column types' bind processors column by column (not
-    per row and per dict, as ``conn.execute(insert(t), dicts)`` would).
+    PostgreSQL (psycopg2): one ``COPY … FROM STDIN`` (psycopg2's executemany
+    would send one INSERT per row). Elsewhere: one executemany of plain tuples,
+    values going through the column types' bind processors column by column
+    (not per row and per dict, as ``conn.execute(insert(t), dicts)`` would).
     """
     if not len(frame):
         return 0
+    if conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg2":
+        return copy_frame(conn, table, frame)
     columns = list(frame.columns)
     compiled = insert(table).compile(dialect=conn.dialect, column_keys=columns)
     arrays: dict[str, list[Any]] = {}
@@ -95,6 +114,58 @@ def insert_frame(conn: Connection, table: Table, frame: pd.DataFrame) -> int:
     return len(frame)
 
 
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_text(series: pd.Series, sql_type: Any) -> list[str]:
+    """One column in PostgreSQL's COPY text format: ``\\N`` for NULL, backslash escapes."""
+    if pd.api.types.is_datetime64_any_dtype(series.dtype):
+        values = pd.Series(series.dt.to_pydatetime(), index=series.index, dtype=object).to_numpy()
+    else:
+        values = series.to_numpy(dtype=object)
+    missing = pd.isna(series).to_numpy()
+    python_type = _python_type(sql_type)
+    if python_type is bool:
+        text = ["" if m else ("t" if v else "f") for v, m in zip(values, missing)]
+    elif python_type is bytes:
+        text = ["\\\\x" + bytes(v).hex() if not m else "" for v, m in zip(values, missing)]
+    elif python_type is int:
+        text = [str(int(v)) if not m else "" for v, m in zip(values, missing)]
+    elif python_type in (date, datetime):
+        text = [v.isoformat() if not m else "" for v, m in zip(values, missing)]
+    else:
+        text = [(v if isinstance(v, str) else str(v)).translate(_COPY_ESCAPES) if not m else ""
+                for v, m in zip(values, missing)]
+    if missing.any():
+        text = ["\\N" if m else t for t, m in zip(text, missing)]
+    return text
+
+
+def _python_type(sql_type: Any) -> type | None:
+    try:
+        return sql_type.python_type
+    except NotImplementedError:
+        return None
+
+
+def copy_frame(conn: Connection, table: Table, frame: pd.DataFrame) -> int:
+    """Bulk-load ``frame`` into ``table`` with PostgreSQL's ``COPY FROM STDIN`` (same transaction as ``conn``)."""
+    columns = [table.c[c] for c in frame.columns]
+    text_columns = [_copy_text(frame[c.name], c.type) for c in columns]
+    buffer = io.StringIO()
+    buffer.writelines("\t".join(row) + "\n" for row in zip(*text_columns))
+    buffer.seek(0)
+    quote = conn.dialect.identifier_preparer.quote
+    target = quote(table.name) if table.schema is None else f"{quote(table.schema)}.{quote(table.name)}"
+    sql = f"COPY {target} ({', '.join(quote(c.name) for c in columns)}) FROM STDIN"
+    cursor = conn.connection.dbapi_connection.cursor()
+    try:
+        cursor.copy_expert(sql, buffer)
+    finally:
+        cursor.close()
+    return len(frame)
+
+
 @dataclass(frozen=True)
 class ProfileStoreSnapshot:
     """The profile store as read by a full import."""
@@ -104,6 +175,16 @@ class ProfileStoreSnapshot:
     memberships: pd.DataFrame
     exists: bool
     """False before the first export created the tables."""
+    values: pd.DataFrame = field(default_factory=lambda: empty_values())
+    """Values of the multi-valued properties: ``profile_id``, ``property``, ``position``, ``value``."""
+
+
+VALUE_COLUMNS = ["profile_id", "property", "position", "value"]
+
+
+def empty_values() -> pd.DataFrame:
+    """An empty frame of multi-valued property values."""
+    return pd.DataFrame({c: pd.Series(dtype="int64" if c == "position" else object) for c in VALUE_COLUMNS})
 
 
 class ProfileStore:
@@ -113,6 +194,8 @@ class ProfileStore:
         self.engine = engine
         self.specs = specs
         self.metadata, self.profiles, self.groups, self.memberships, self.changes = build_metadata(specs)
+        self.values = self.metadata.tables[PROPERTY_VALUES]
+        self.multi_valued = [name for name, spec in specs.items() if spec.multi_valued]
 
     # -- full import ------------------------------------------------------------------
     def exists(self) -> bool:
@@ -136,7 +219,19 @@ class ProfileStore:
             people = self._frame(conn, self.profiles, skip, actual)
             groups = self._frame(conn, self.groups, skip)
             members = self._frame(conn, self.memberships, skip)
-        return ProfileStoreSnapshot(people, groups, members, exists=True)
+            values = self.read_values(conn, self.multi_valued)
+        return ProfileStoreSnapshot(people, groups, members, exists=True, values=values)
+
+    def read_values(self, conn: Connection, properties: list[str]) -> pd.DataFrame:
+        """The values of the multi-valued ``properties``, ordered by person, property and position."""
+        if not properties or not inspect(conn).has_table(PROPERTY_VALUES):
+            return empty_values()
+        v = self.values
+        rows = conn.execute(select(v.c.profile_id, v.c.property, v.c.position, v.c.value)
+                            .where(v.c.property.in_(properties))
+                            .order_by(v.c.profile_id, v.c.property, v.c.position)).fetchall()
+        frame = pd.DataFrame([tuple(r) for r in rows], columns=VALUE_COLUMNS, dtype=object)
+        return frame.astype({"position": "int64"})
 
     @staticmethod
     def _empty(table: Table, skip: set[str]) -> pd.DataFrame:
