@@ -286,13 +286,17 @@ class ProfileStore:
             raise ProfileStoreError(f"the profile store refused the export (nothing was written): {exc.orig}") from exc
         return written
 
-    def _stage(self, conn: Connection, name: str, like: Table, frame: pd.DataFrame, columns: list[str]) -> Table:
-        """A temporary table with ``columns`` of ``like``, filled with ``frame`` in one bulk insert."""
+    def _stage(self, conn: Connection, name: str, like: Table, frame: pd.DataFrame, columns: list[str],
+               extra: dict[str, Any] | None = None) -> Table:
+        """A temporary table with ``columns`` of ``like`` (and ``extra`` name → type), filled with ``frame``
+        in one bulk insert."""
+        extra = extra or {}
         stage = Table(f"_ps_stage_{name}", MetaData(),
-                      *[Column(c, like.c[c].type) for c in columns], prefixes=["TEMPORARY"])
+                      *[Column(c, like.c[c].type) for c in columns], *[Column(c, t) for c, t in extra.items()],
+                      prefixes=["TEMPORARY"])
         stage.drop(conn, checkfirst=True)
         stage.create(conn)
-        insert_frame(conn, stage, frame[columns])
+        insert_frame(conn, stage, frame[[*columns, *extra]])
         return stage
 
     def _apply_people(self, conn: Connection, pending: PendingExports, now: datetime) -> dict[str, int]:
@@ -363,6 +367,7 @@ class ProfileStore:
         cutoff = now - timedelta(days=retention_days)
         old = select(p.c.profile_id).where(p.c.state == MARKED, p.c.marked_for_deletion_at < cutoff)
         conn.execute(delete(m).where(m.c.member_type == "person", m.c.member_id.in_(old)))
+        conn.execute(delete(self.values).where(self.values.c.profile_id.in_(old)))
         result = conn.execute(delete(p).where(p.c.state == MARKED, p.c.marked_for_deletion_at < cutoff))
         return int(result.rowcount or 0)
 
