@@ -51,9 +51,14 @@ def resolve_columns(bs: BusinessSystem, available: list[str]) -> dict[str, str]:
 
 
 def normalize_sqlalchemy_url(url: str) -> str:
-    """Airflow spells PostgreSQL URIs ``postgres://``; SQLAlchemy wants ``postgresql://``."""
-    if url.startswith("postgres://"):
-        return "postgresql://" + url[len("postgres://"):]
+    """A URL SQLAlchemy accepts with the drivers this project installs.
+
+    Airflow spells PostgreSQL URIs ``postgres://``; SQLAlchemy wants ``postgresql://``
+    and, since 2.1, picks psycopg 3 for it; the project ships psycopg2.
+    """
+    for scheme in ("postgres://", "postgresql://"):
+        if url.startswith(scheme):
+            return "postgresql+psycopg2://" + url[len(scheme):]
     return url
 
 

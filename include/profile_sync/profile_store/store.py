@@ -33,7 +33,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
-from profile_sync.config.properties import PropertySpec
+from profile_sync.config.properties import BUILTIN_PROPERTIES, PropertySpec
 from profile_sync.profile_store.errors import ProfileStoreError, ProfileStoreUnavailableError
 from profile_sync.profile_store.schema import PROPERTY_VALUES, build_metadata
 from profile_sync.sync.pending_exports import ACTIVE, MARKED, PendingExports
@@ -250,7 +250,15 @@ class ProfileStore:
 
     # -- export -----------------------------------------------------------------------
     def ensure_schema(self, conn: Connection, run_id: str | None) -> list[str]:
-        """Create missing tables; add columns for new properties, recording each change."""
+        """Create missing tables; add columns for custom properties, recording each change.
+
+        A new store is created with the built-in columns only, so every custom
+        property's column — on the first run too — is an ``ALTER TABLE`` recorded
+        in ``profile_schema_changes``.
+        """
+        if not inspect(conn).has_table("user_profiles"):
+            builtin = {k: v for k, v in self.specs.items() if k in BUILTIN_PROPERTIES}
+            build_metadata(builtin)[0].create_all(conn)
         self.metadata.create_all(conn)
         existing = {c["name"] for c in inspect(conn).get_columns("user_profiles")}
         added = []
