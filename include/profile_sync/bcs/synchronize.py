@@ -102,7 +102,7 @@ def plan_bcs_exports(
     nokey = space["key_norm"].isna()
     if nokey.any():
         bad = space.loc[nokey]
-        reasons = ["no join value" if k is None else f"join value {k!r} is empty after normalising"
+        reasons = ["no join value" if pd.isna(k) else f"join value {k!r} is empty after normalising"
                    for k in bad["key"]]
         errors.append(_errors(bad, "null_key", reasons))
     keyed = space.loc[~nokey].reset_index(drop=True)
@@ -231,7 +231,8 @@ def plan_bcs_exports(
     names = np.array([*single, *multi], dtype=object)
     any_change = changed.any(axis=1)
     updates = desired.loc[any_change, ["profile_id", *single]].copy()
-    updates.insert(1, "changed", [",".join(names[row]) for row in changed[any_change]])
+    updates.insert(1, "changed", pd.Series([",".join(names[row]) for row in changed[any_change]],
+                                           index=updates.index, dtype=object))
     for p in single:
         if specs[p].type == "integer":
             updates[p] = pd.array([None if v is None or pd.isna(v) else int(v) for v in updates[p]], dtype="Int64")

@@ -126,8 +126,7 @@ def _missing(values: pd.Series) -> np.ndarray:
     """Missing values: NULL, NaN, and empty or blank text (a blank HR cell is no value)."""
     missing = pd.isna(values).to_numpy().copy()
     if values.dtype == object or pd.api.types.is_string_dtype(values.dtype):
-        blank = values.map(lambda v: isinstance(v, str) and not v.strip(), na_action="ignore")
-        missing |= blank.fillna(False).to_numpy(dtype=bool)
+        missing |= values.map(lambda v: isinstance(v, str) and not v.strip()).to_numpy(dtype=bool)
     return missing
 
 
