@@ -36,6 +36,7 @@ ErrorKind = Literal["null_key", "duplicate_key", "ambiguous_key", "invalid_value
 ERROR_COLUMNS = ["row", "key", "kind", "property", "reason", "value"]
 UNMATCHED_COLUMNS = ["row", "key", "key_norm"]
 VALUE_COLUMNS = ["profile_id", "property", "position", "value"]
+CHANGED_PREFIX = "changed."
 _SEP = "\x1f"
 
 
@@ -44,7 +45,8 @@ class BcsPlan:
     """The change-set of one business system for the profile store."""
 
     updates: pd.DataFrame
-    """``profile_id``, ``changed`` (comma-separated properties), then the single-valued properties' new values."""
+    """``profile_id``, ``changed`` (comma-separated properties), the single-valued properties' new values,
+    then one boolean ``changed.<property>`` per owned property."""
     values: pd.DataFrame
     """New values of the changed multi-valued properties: ``profile_id``, ``property``, ``position``, ``value``
     (a changed property with no row here is emptied)."""
@@ -55,6 +57,11 @@ class BcsPlan:
     single: tuple[str, ...]
     multi: tuple[str, ...]
     stats: dict[str, int] = field(default_factory=dict)
+
+
+def changed_flag(prop: str) -> str:
+    """Name of the boolean column of ``BcsPlan.updates`` saying whether ``prop`` changes for that person."""
+    return CHANGED_PREFIX + prop
 
 
 def owned_properties(bs: BusinessSystem, specs: dict[str, PropertySpec]) -> tuple[list[str], list[str]]:
@@ -233,6 +240,8 @@ def plan_bcs_exports(
     updates = desired.loc[any_change, ["profile_id", *single]].copy()
     updates.insert(1, "changed", pd.Series([",".join(names[row]) for row in changed[any_change]],
                                            index=updates.index, dtype=object))
+    for i, p in enumerate(names):
+        updates[changed_flag(p)] = changed[any_change, i]
     for p in single:
         if specs[p].type == "integer":
             updates[p] = pd.array([None if v is None or pd.isna(v) else int(v) for v in updates[p]], dtype="Int64")

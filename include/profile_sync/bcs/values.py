@@ -122,52 +122,62 @@ CONVERTERS: dict[str, Callable[[Any], Any]] = {
 }
 
 
-def _missing(values: pd.Series) -> np.ndarray:
-    """Missing values: NULL, NaN, and empty or blank text (a blank HR cell is no value)."""
-    missing = pd.isna(values).to_numpy().copy()
-    if values.dtype == object or pd.api.types.is_string_dtype(values.dtype):
-        missing |= values.map(lambda v: isinstance(v, str) and not v.strip()).to_numpy(dtype=bool)
-    return missing
-
-
 def nones(index: pd.Index) -> pd.Series:
     """An object Series of None (not NaN: typed columns with NaN do not round-trip through Parquet)."""
     return pd.Series(np.full(len(index), None, dtype=object), index=index, dtype=object)
 
 
+def _blank(v: Any) -> bool:
+    return isinstance(v, str) and not v.strip()
+
+
 def convert(values: pd.Series, spec: PropertySpec, prop: str) -> Converted:
-    """Convert a source column for property ``prop``; values that do not fit get a reason."""
+    """Convert a source column for property ``prop``; values that do not fit get a reason.
+
+    NULL, NaN and blank text are no value. Each distinct value is converted once,
+    then the results are spread back over the rows by position.
+    """
     if pd.api.types.is_datetime64_any_dtype(values.dtype):
         values = pd.Series(values.dt.to_pydatetime(), index=values.index, dtype=object)
-    missing = _missing(values)
-    present = values[~missing]
-    out = nones(values.index)
-    reasons = nones(values.index)
-    if not len(present):
-        return Converted(out, reasons)
-    if spec.type in ("string", "text") and pd.api.types.infer_dtype(present, skipna=True) == "string":
-        typed = present.astype(object)  # the common case: text stays text, no call per value
-    else:
-        conv = CONVERTERS[spec.type]
-        try:
-            uniques = pd.unique(present.to_numpy(dtype=object))
-            lookup = {u: conv(u) for u in uniques}
-            typed = present.map(lookup)
-        except TypeError:  # unhashable values (arrays from a Parquet list column)
-            typed = present.map(conv)
-    bad = typed.map(lambda v: isinstance(v, _Invalid)).to_numpy(dtype=bool).copy()
-    if bad.any():
-        reasons[present.index[bad]] = [f"{prop}: {v.reason}" for v in typed[bad]]
-    if spec.type == "string" and spec.max_length is not None:
-        lengths = typed[~bad].map(len)
-        long = lengths > spec.max_length
-        if long.any():
-            reasons[long.index[long]] = [f"{prop}: value too long ({n} > {spec.max_length} characters)"
-                                         for n in lengths[long]]
-            bad[present.index.get_indexer(long.index[long])] = True
-    good = present.index[~bad]
-    out[good] = typed[~bad].to_numpy(dtype=object)
-    return Converted(out, reasons)
+    raw = values.to_numpy(dtype=object)
+    n = len(raw)
+    out = np.full(n, None, dtype=object)
+    reasons = np.full(n, None, dtype=object)
+    present = ~pd.isna(values).to_numpy()
+    if not present.any():
+        return Converted(pd.Series(out, index=values.index), pd.Series(reasons, index=values.index))
+    conv = CONVERTERS[spec.type]
+    try:
+        uniques, codes = _factorize(raw[present])
+    except TypeError:  # unhashable values (arrays from a Parquet list column): one call per row
+        uniques, codes = raw[present], np.arange(int(present.sum()))
+    typed_u = np.empty(len(uniques), dtype=object)
+    reason_u = np.full(len(uniques), None, dtype=object)
+    empty_u = np.zeros(len(uniques), dtype=bool)
+    limit = spec.max_length if spec.type == "string" else None
+    for i, u in enumerate(uniques):
+        if _blank(u):
+            empty_u[i] = True
+            continue
+        v = conv(u)
+        if isinstance(v, _Invalid):
+            reason_u[i] = f"{prop}: {v.reason}"
+        elif limit is not None and len(v) > limit:
+            reason_u[i] = f"{prop}: value too long ({len(v)} > {limit} characters)"
+        else:
+            typed_u[i] = v
+    ok_u = ~empty_u & pd.isna(reason_u)
+    where = np.flatnonzero(present)
+    typed_u[~ok_u] = None
+    out[where] = typed_u[codes]
+    reasons[where] = reason_u[codes]
+    return Converted(pd.Series(out, index=values.index), pd.Series(reasons, index=values.index))
+
+
+def _factorize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct values and, per value, the position of its distinct value (hash-based, like ``pd.factorize``)."""
+    codes, uniques = pd.factorize(values)
+    return np.asarray(uniques, dtype=object), codes
 
 
 def to_text(value: Any) -> str:

@@ -14,9 +14,10 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import pandas as pd
-from sqlalchemy import Boolean, and_, case, delete, select, update
+from sqlalchemy import Integer, and_, case, delete, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
+from profile_sync.bcs.synchronize import changed_flag
 from profile_sync.profile_store.errors import ProfileStoreError, ProfileStoreUnavailableError
 from profile_sync.profile_store.store import ProfileStore, empty_values, insert_frame
 from profile_sync.sync.pending_exports import ACTIVE
@@ -36,21 +37,20 @@ def apply_bcs_exports(store: ProfileStore, updates: pd.DataFrame, values: pd.Dat
             if updates.empty:
                 return written
             p = store.profiles
-            changed = updates["changed"].str.split(",")
             stage_frame = updates[["profile_id", *single]].copy()
             for prop in single:
-                stage_frame[FLAG_PREFIX + prop] = changed.map(lambda names, prop=prop: prop in names).astype(bool)
-            flag_columns = {FLAG_PREFIX + prop: Boolean() for prop in single}
+                stage_frame[FLAG_PREFIX + prop] = updates[changed_flag(prop)].to_numpy(dtype=bool).astype("int64")
+            flag_columns = {FLAG_PREFIX + prop: Integer() for prop in single}
             stage = store._stage(conn, "bcs_updates", p, stage_frame, ["profile_id", *single], extra=flag_columns)
-            assignments = {prop: case((stage.c[FLAG_PREFIX + prop], stage.c[prop]), else_=p.c[prop])
+            assignments = {prop: case((stage.c[FLAG_PREFIX + prop] == 1, stage.c[prop]), else_=p.c[prop])
                            for prop in single}
             result = conn.execute(update(p).where(p.c.profile_id == stage.c.profile_id).where(p.c.state == ACTIVE)
                                   .values({**assignments, "updated_at": now}))
             written["profiles_updated"] = int(result.rowcount or 0)
             if multi:
                 v = store.values
-                pairs = pd.DataFrame([(pid, prop) for pid, names in zip(updates["profile_id"], changed)
-                                      for prop in names if prop in multi], columns=["profile_id", "property"])
+                pairs = pd.concat([pd.DataFrame({"profile_id": updates.loc[updates[changed_flag(prop)], "profile_id"],
+                                                 "property": prop}) for prop in multi], ignore_index=True)
                 if len(pairs):
                     pstage = store._stage(conn, "bcs_value_pairs", v, pairs, ["profile_id", "property"])
                     active = select(p.c.profile_id).where(p.c.state == ACTIVE)

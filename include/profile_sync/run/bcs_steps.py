@@ -16,8 +16,9 @@ import pandas as pd
 from profile_sync.bcs.connector_space import build_connector_space, import_counts
 from profile_sync.bcs.errors import BcsError
 from profile_sync.bcs.gate import BcsGateInput, bcs_gate
+from profile_sync.bcs.synchronize import owned_properties
 from profile_sync.bcs.sources import SourceRows, read_file, read_sql
-from profile_sync.bcs.synchronize import ERROR_COLUMNS, VALUE_COLUMNS, owned_properties, plan_bcs_exports
+from profile_sync.bcs.synchronize import ERROR_COLUMNS, VALUE_COLUMNS, changed_flag, plan_bcs_exports
 from profile_sync.config.business_systems import BusinessSystem
 from profile_sync.gates.errors import GateFailedError
 from profile_sync.profile_store.augmentation import apply_bcs_exports, read_bcs_properties
@@ -89,14 +90,15 @@ def synchronize_bcs(ctx: RunContext, connection: str) -> Summary:
     space = ctx.state.read_frame(_key(bs.name, "space"))
     if space is None:
         raise BcsError(bs.name, "connector space missing: import_bcs did not run")
-    people = ctx.state.read_frame("ps/people")
+    specs = property_specs(ctx.settings)
+    single, _ = owned_properties(bs, specs)
+    people = ctx.state.read_frame("ps/people", ["profile_id", "state", bs.join.profile_property, *single])
     if people is None:
         raise BcsError(bs.name, "profile-store connector space missing: import_profile_store did not run")
     values = ctx.state.read_frame("ps/property_values")
-    mv = ctx.state.read_frame("mv/people")
+    mv = ctx.state.read_frame("mv/people", ["mv_id", "frozen"])
     frozen = set(mv.loc[mv["frozen"].astype(bool), "mv_id"]) if mv is not None and "frozen" in mv.columns else set()
-    plan = plan_bcs_exports(bs, space, people, values if values is not None else empty_values(),
-                            property_specs(ctx.settings), frozen)
+    plan = plan_bcs_exports(bs, space, people, values if values is not None else empty_values(), specs, frozen)
     ctx.state.write_frame(_key(bs.name, "updates"), plan.updates)
     ctx.state.write_frame(_key(bs.name, "values"), plan.values)
     ctx.state.write_frame(_key(bs.name, "errors"), plan.errors)
@@ -128,7 +130,7 @@ def validate_bcs(ctx: RunContext, connection: str) -> Summary:
     bs = ctx.settings.business_system(connection)
     updates, values, meta = _read_plan(ctx, bs.name)
     report = bcs_gate(bs.name, BcsGateInput(stats=meta["stats"], updates=updates, values=values,
-                                            people=ctx.state.read_frame("ps/people"),
+                                            people=ctx.state.read_frame("ps/people", ["profile_id", "state"]),
                                             specs=property_specs(ctx.settings), limits=bs.gates))
     ctx.state.set_value(f"gate/validate_bcs/{bs.name}", report.to_dict())
     ctx.state.commit_step()
@@ -161,7 +163,8 @@ def confirm_bcs(ctx: RunContext, connection: str) -> Summary:
     single, multi = meta["single"], meta["multi"]
     stored, stored_values = read_bcs_properties(_profile_store(ctx), single, multi)
     mismatches = _confirm(updates, values, stored, stored_values, single, multi)
-    _refresh_profile_store_space(ctx, stored, stored_values, single, multi)
+    if len(updates):  # the profile-store connector space follows what was written
+        _refresh_profile_store_space(ctx, stored, stored_values, single, multi)
     return {"confirmed": len(updates) - len({m["profile_id"] for m in mismatches}), "errors": len(mismatches),
             "mismatch_samples": mismatches[:SAMPLE]}
 
@@ -175,19 +178,24 @@ def _confirm(updates: pd.DataFrame, values: pd.DataFrame, stored: pd.DataFrame, 
            for p in have.loc[have["_merge"] == "left_only", "profile_id"]]
     out += [{"profile_id": p, "problem": "not active in the profile store"}
             for p in have.loc[(have["_merge"] == "both") & (have["state"] != ACTIVE), "profile_id"]]
-    changed = updates["changed"].str.split(",")
     for c in single:
-        mask = changed.map(lambda names, c=c: c in names).to_numpy(dtype=bool)
+        mask = updates[changed_flag(c)].to_numpy(dtype=bool)
         eq = values_equal(updates.loc[mask, c].reset_index(drop=True), have.loc[mask, c].reset_index(drop=True))
         out += [{"profile_id": p, "problem": f"{c} differs after export"}
                 for p in updates.loc[mask, "profile_id"].to_numpy()[~eq]]
-    if multi:
-        pairs = [(pid, p) for pid, names in zip(updates["profile_id"], changed) for p in names if p in multi]
-        want = values.groupby(["profile_id", "property"])["value"].agg(tuple)
-        got = stored_values.groupby(["profile_id", "property"])["value"].agg(tuple)
-        out += [{"profile_id": pid, "problem": f"{p} differs after export"} for pid, p in pairs
-                if want.get((pid, p), ()) != got.get((pid, p), ())]
+    for p in multi:
+        who = updates.loc[updates[changed_flag(p)], "profile_id"]
+        want = _joined(values.loc[values["property"] == p])
+        got = _joined(stored_values.loc[(stored_values["property"] == p) & stored_values["profile_id"].isin(who)])
+        differs = who.map(want).fillna("") != who.map(got).fillna("")
+        out += [{"profile_id": pid, "problem": f"{p} differs after export"} for pid in who[differs]]
     return out
+
+
+def _joined(values: pd.DataFrame) -> pd.Series:
+    """profile_id → its values in order, joined (for comparing lists)."""
+    ordered = values.sort_values(["profile_id", "position"], kind="stable")
+    return ordered.groupby("profile_id", sort=False)["value"].agg("\x1f".join)
 
 
 def _refresh_profile_store_space(ctx: RunContext, stored: pd.DataFrame, stored_values: pd.DataFrame,

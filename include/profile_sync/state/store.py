@@ -79,14 +79,19 @@ class StateStore:
         """A frame of the committed state, or None."""
         return self._read(self.committed_manifest(), key)
 
-    def _read(self, manifest: dict[str, Any], key: str) -> pd.DataFrame | None:
+    def _read(self, manifest: dict[str, Any], key: str, columns: list[str] | None = None) -> pd.DataFrame | None:
         name = manifest["frames"].get(key)
         if name is None:
             return None
         path = self.objects / name
         if not path.exists():
             raise StateError(f"state store {self.root}: frame {key!r} points to missing file {name}")
-        return _clean_strings(pd.read_parquet(path))
+        if columns is not None:
+            import pyarrow.parquet as pq
+
+            present = set(pq.read_schema(path).names)
+            columns = [c for c in columns if c in present]
+        return _clean_strings(pd.read_parquet(path, columns=columns))
 
     # -- runs -----------------------------------------------------------------
     def run_dir(self, run_id: str) -> Path:
@@ -153,9 +158,12 @@ class RunState:
         self.run_id = run_id
         self.manifest = manifest
 
-    def read_frame(self, key: str) -> pd.DataFrame | None:
-        """The frame as this run last wrote it, else as committed, else None."""
-        return self.store._read(self.manifest, key)
+    def read_frame(self, key: str, columns: list[str] | None = None) -> pd.DataFrame | None:
+        """The frame as this run last wrote it, else as committed, else None.
+
+        ``columns``: read only these (those the frame has), for steps that need a few of many.
+        """
+        return self.store._read(self.manifest, key, columns)
 
     def write_frame(self, key: str, frame: pd.DataFrame) -> None:
         """Write ``frame`` to a new file; visible to other steps after ``commit_step``."""

@@ -42,8 +42,8 @@ def test_joins_on_the_normalised_key_and_only_writes_what_changed():
                                            {"login": "CONTOSO\\cy", "cc": "C1", "level": "3"}]), ps,
                             empty_values(), SPECS)
     assert plan.updates.to_dict("records") == [
-        {"profile_id": "p1", "changed": "level", "cc": "A1", "level": 2},
-        {"profile_id": "p2", "changed": "cc", "cc": "B1", "level": None}]
+        {"profile_id": "p1", "changed": "level", "cc": "A1", "level": 2, "changed.cc": False, "changed.level": True},
+        {"profile_id": "p2", "changed": "cc", "cc": "B1", "level": None, "changed.cc": True, "changed.level": False}]
     # The marked profile is not augmented; its row counts as matching nobody.
     assert plan.unmatched["key"].tolist() == ["CONTOSO\\cy"]
     assert plan.stats["matched_people"] == 2 and plan.stats["people"] == 2
@@ -76,7 +76,8 @@ def test_one_to_many_collects_values_in_order_and_holds_conflicts():
         {"login": "bob", "cc": "B1", "tag": "x"}, {"login": "bob", "cc": "B2", "tag": "y"}]), ps, empty_values(), SPECS)
     # ann: one cost centre across her rows, tags in row order without repeats; a too-long tag leaves
     # her tags as they are (here: none), so only cc changes.
-    assert plan.updates.to_dict("records") == [{"profile_id": "p1", "changed": "cc", "cc": "A1", "level": None}]
+    assert plan.updates[["profile_id", "changed", "cc", "changed.tags"]].to_dict("records") == [
+        {"profile_id": "p1", "changed": "cc", "cc": "A1", "changed.tags": False}]
     assert plan.values.empty
     assert set(plan.errors["kind"]) == {"invalid_value", "duplicate_key"}
     assert plan.errors.loc[plan.errors["kind"] == "duplicate_key", "row"].tolist() == [4, 5]
