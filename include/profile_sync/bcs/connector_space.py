@@ -52,9 +52,21 @@ def build_connector_space(bs: BusinessSystem, rows: pd.DataFrame) -> pd.DataFram
                 values = values.map(key_text, na_action="ignore")
         out[source_column(c)] = values.to_numpy()
     frame = pd.DataFrame(out)
-    hashed = frame[["key", *[source_column(c) for c in bs.columns]]].astype(str)
-    frame["row_hash"] = pd.util.hash_pandas_object(hashed, index=False).to_numpy(dtype="uint64")
+    frame["row_hash"] = _row_hash(frame, ["key", *[source_column(c) for c in bs.columns]])
     return frame[[*BASE_COLUMNS, *[source_column(c) for c in bs.columns]]]
+
+
+def _row_hash(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """A 64-bit hash of each row's values (equal values ⇒ equal hash), column by column, vectorised."""
+    out = np.zeros(len(frame), dtype="uint64")
+    for c in columns:
+        values = frame[c].to_numpy(dtype=object)
+        try:
+            h = pd.util.hash_array(values)
+        except TypeError:  # unhashable (arrays from a Parquet list column)
+            h = pd.util.hash_array(np.array([repr(v) for v in values], dtype=object))
+        out = (out * np.uint64(0x100000001B3)) ^ h
+    return out
 
 
 def import_counts(previous: pd.DataFrame | None, space: pd.DataFrame) -> dict[str, int]:

@@ -64,8 +64,8 @@ def normalize_sqlalchemy_url(url: str) -> str:
 
 def read_sql(bs: BusinessSystem, url: str) -> SourceRows:
     """Every row of ``bs.table`` or ``bs.query``, in one statement."""
-    from sqlalchemy import column, create_engine, inspect, select, table, text
-    from sqlalchemy.exc import NoSuchTableError, OperationalError, SQLAlchemyError
+    from sqlalchemy import column, create_engine, select, table, text
+    from sqlalchemy.exc import OperationalError, ProgrammingError, SQLAlchemyError
 
     t0 = time.perf_counter()
     engine = create_engine(normalize_sqlalchemy_url(url))
@@ -75,13 +75,16 @@ def read_sql(bs: BusinessSystem, url: str) -> SourceRows:
                 conn = conn.execution_options(postgresql_readonly=True)
             if bs.table:
                 schema, _, name = bs.table.rpartition(".")
-                try:
-                    available = [c["name"] for c in inspect(conn).get_columns(name, schema=schema or None)]
-                except NoSuchTableError:
-                    raise BcsError(bs.name, f"table or view {bs.table!r} not found") from None
+                source = table(name, schema=schema or None)
+                try:  # the column names, from a query that returns no row
+                    available = list(conn.execute(select(text("*")).select_from(source).limit(0)).keys())
+                except (ProgrammingError, OperationalError) as exc:
+                    if isinstance(exc, OperationalError) and "no such table" not in str(exc.orig):
+                        raise
+                    raise BcsError(bs.name, f"table or view {bs.table!r} cannot be read: "
+                                            f"{str(exc.orig).strip().splitlines()[0]}") from None
                 names = resolve_columns(bs, available)
-                stmt = select(*[column(names[c]) for c in bs.columns]).select_from(
-                    table(name, schema=schema or None))
+                stmt = select(*[column(names[c]) for c in bs.columns]).select_from(source)
                 result = conn.execute(stmt)
                 rows = result.fetchall()
                 frame = pd.DataFrame([tuple(r) for r in rows], columns=bs.columns, dtype=object)

@@ -90,6 +90,16 @@ def _signature(long: pd.DataFrame) -> pd.Series:
     return ordered.groupby(["profile_id", "property"], sort=False)["value"].agg(_SEP.join)
 
 
+def _changed_names(changed: np.ndarray, names: np.ndarray) -> np.ndarray:
+    """Per row of a boolean matrix, the comma-joined names of its true columns (one join per distinct row)."""
+    if not changed.size:
+        return np.empty(len(changed), dtype=object)
+    codes = changed.astype(np.int64) @ (np.int64(1) << np.arange(changed.shape[1], dtype=np.int64))
+    distinct, inverse = np.unique(codes, return_inverse=True)
+    joined = np.array([",".join(names[(c >> np.arange(len(names))) & 1 == 1]) for c in distinct], dtype=object)
+    return joined[inverse]
+
+
 def plan_bcs_exports(
     bs: BusinessSystem,
     space: pd.DataFrame,
@@ -238,8 +248,8 @@ def plan_bcs_exports(
     names = np.array([*single, *multi], dtype=object)
     any_change = changed.any(axis=1)
     updates = desired.loc[any_change, ["profile_id", *single]].copy()
-    updates.insert(1, "changed", pd.Series([",".join(names[row]) for row in changed[any_change]],
-                                           index=updates.index, dtype=object))
+    updates.insert(1, "changed", pd.Series(_changed_names(changed[any_change], names), index=updates.index,
+                                           dtype=object))
     for i, p in enumerate(names):
         updates[changed_flag(p)] = changed[any_change, i]
     for p in single:

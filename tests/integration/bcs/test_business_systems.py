@@ -377,3 +377,50 @@ def test_two_business_systems_each_own_their_properties(harness, hr, tmp_path):
                                                              "p2@contoso.com": ("E2", "ERP2")}
     assert [k for k in out if k.endswith("[erp]")] == [
         "import_bcs[erp]", "synchronize_bcs[erp]", "validate_bcs[erp]", "export_bcs[erp]", "confirm_bcs[erp]"]
+
+
+# -- a source that is not as configured fails the step, naming the problem ----------------------------
+@pytest.mark.parametrize(("change", "problem"), [
+    ({"table": "hr.nobody"}, "table or view 'hr.nobody' cannot be read: relation \"hr.nobody\" does not exist"),
+    ({"mappings": {"employee_id": "emp_no"}}, "column(s) ['emp_no'] not found; the source has: login, "),
+])
+def test_a_misconfigured_source_fails_before_anything_is_written(harness, hr, change, problem):
+    from profile_sync.bcs.errors import BcsError
+
+    harness.configure(hr_system(**change))
+    hr.replace([row(1, employee_number="E1")])
+    with pytest.raises(BcsError) as err:
+        harness.sync(directory(1))
+    assert problem in str(err.value)
+    assert err.value.terminal
+    assert record(history(harness), "import_bcs")["status"] == "failed"
+    assert by_upn(harness, "employee_id") == {"p1@contoso.com": (None,)}  # steps 1–8 ran, nothing of hr
+
+
+def test_an_unreachable_database_is_a_transient_error(harness, hr):
+    from profile_sync.bcs.errors import BcsUnavailableError
+
+    harness.connections["hr_db"] = "postgresql+psycopg2://nobody:x@127.0.0.1:1/hr"
+    with pytest.raises(BcsUnavailableError) as err:
+        harness.sync(directory(1))
+    assert not err.value.terminal
+
+
+def test_a_view_in_another_database_by_url(tmp_path, profile_store_url):
+    """Any database SQLAlchemy reaches by URL (here a SQLite file, relative to the project root; a view)."""
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "erp.db") as db:
+        db.execute("CREATE TABLE staff (Login TEXT, Grade INTEGER, Active TEXT)")
+        db.executemany("INSERT INTO staff VALUES (?, ?, ?)", [("p1@CONTOSO.com", 3, "Y"), ("p2@contoso.com", 5, "N")])
+        db.execute("CREATE VIEW current_staff AS SELECT Login, Grade FROM staff WHERE Active = 'Y'")
+    h = SyncHarness(tmp_path, profile_store_url=profile_store_url)
+    try:
+        h.write_config(custom_properties={"employee_no": {"type": "integer"}}, business_systems=[{
+            "name": "erp", "type": "sql", "url": "sqlite:///erp.db", "table": "current_staff",
+            "join": {"profile_property": "user_principal_name", "source_column": "login"},
+            "mappings": {"employee_no": "grade"}}])
+        h.sync(directory(2))
+        assert by_upn(h, "employee_no") == {"p1@contoso.com": (3,), "p2@contoso.com": (None,)}
+    finally:
+        h.close()
