@@ -12,7 +12,7 @@ import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from airflow.sdk import DAG, Asset, Param, PokeReturnValue, get_current_context, task
+from airflow.sdk import DAG, Asset, Param, PokeReturnValue, get_current_context, task, task_group
 
 _ROOT = Path(__file__).resolve().parents[1]
 for _p in (_ROOT / "include", _ROOT / "plugins"):
@@ -32,16 +32,25 @@ def _step(name: str, *args: object) -> dict:
     return call_step(getattr(steps, name), get_current_context(), *args)
 
 
+def _bcs_step(name: str, connection: str) -> dict:
+    from profile_sync.run import bcs_steps
+    from profile_sync_airflow.tasks import call_step
+
+    return call_step(getattr(bcs_steps, name), get_current_context(), connection)
+
+
 def build_dag(kind: str) -> DAG:
     """The DAG for ``kind`` (``full`` or ``incremental``)."""
     settings = load_settings()
     directories = [d.name for d in settings.directories]
+    business_systems = [b.name for b in settings.business_systems]
     schedule = settings.schedule.full if kind == "full" else settings.schedule.incremental
     lease = settings.lease
 
     with DAG(
         dag_id=f"profile_sync_{kind}",
-        description=f"{kind.capitalize()} synchronization: directories → profile store → write-back",
+        description=f"{kind.capitalize()} synchronization: directories → profile store → write-back"
+                    + (" → business systems" if business_systems else ""),
         schedule=schedule,
         start_date=datetime(2026, 1, 1),
         catchup=False,
@@ -123,9 +132,36 @@ def build_dag(kind: str) -> DAG:
 
             return steps.release_run(run_context(get_current_context()))
 
+        # Steps 9–12 exist only when a business system is configured: one mapped group,
+        # one chain per business system (import → synchronize → gate → export → confirm).
+        @task
+        def import_bcs(connection: str) -> dict:
+            return _bcs_step("import_bcs", connection)
+
+        @task
+        def synchronize_bcs(connection: str) -> dict:
+            return _bcs_step("synchronize_bcs", connection)
+
+        @task(retries=0)
+        def validate_bcs(connection: str) -> dict:
+            return _bcs_step("validate_bcs", connection)
+
+        @task
+        def export_bcs(connection: str) -> dict:
+            return _bcs_step("export_bcs", connection)
+
+        @task
+        def confirm_bcs(connection: str) -> dict:
+            return _bcs_step("confirm_bcs", connection)
+
+        @task_group(group_id="business_system", tooltip="Steps 9–12, once per business system")
+        def business_system(connection: str) -> None:
+            (import_bcs(connection) >> synchronize_bcs(connection) >> validate_bcs(connection)
+             >> export_bcs(connection) >> confirm_bcs(connection))
+
         start = start_run()
         release = release_run()
-        (
+        directory_done = (
             start
             >> import_directory.expand(connection=directories)
             >> import_profile_store()
@@ -136,9 +172,10 @@ def build_dag(kind: str) -> DAG:
             >> synchronize_writeback()
             >> export_directory.expand(connection=directories)
             >> confirm_directory.expand(connection=directories)
-            >> finish_run()
-            >> release.as_teardown(setups=start)
         )
+        if business_systems:
+            directory_done = directory_done >> business_system.expand(connection=business_systems)
+        directory_done >> finish_run() >> release.as_teardown(setups=start)
     return dag
 
 

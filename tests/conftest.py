@@ -27,3 +27,25 @@ os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT / "include"), str(ROOT / "p
 
 # Real servers (slapd, Samba AD DC, PostgreSQL) started by the project's own scripts.
 pytest_plugins = ["tests.servers.fixtures"]
+
+
+# The profile store backends every profile-store test runs against: SQLite (the embedded
+# default) and PostgreSQL (the production target, a throwaway server from tests/servers).
+import pytest  # noqa: E402
+
+PROFILE_STORE_BACKENDS = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(params=PROFILE_STORE_BACKENDS)
+def profile_store_url(request, tmp_path) -> str:
+    """URL of an empty profile store, once per backend."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'profiles.db'}"
+    return request.getfixturevalue("postgres_url")
+
+
+def fresh_postgres_database(server, name: str) -> str:
+    """A dedicated empty database on ``server`` (for module-scoped fixtures); returns its URL."""
+    server.psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    server.psql(f'CREATE DATABASE "{name}" OWNER "{server.user}"')
+    return server.url.rsplit("/", 1)[0] + f"/{name}"

@@ -143,3 +143,48 @@ def test_a_run_waits_for_the_lease_and_never_interleaves(airflow_db, project_con
     assert lease.release("another-run")
     assert _run("full").state == "success"
     assert len(_profiles(tmp)) == 3
+
+
+def test_full_with_a_business_system_in_postgresql(airflow_db, project_config, postgres_url, monkeypatch):
+    """Twelve steps through Airflow: the HR table in PostgreSQL is reached through an Airflow Connection."""
+    import sqlite3
+
+    import yaml
+    from sqlalchemy import create_engine, text
+
+    tmp = project_config
+    _directory(4).write(tmp / "directory.ldif")
+    engine = create_engine(postgres_url)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE SCHEMA hr"))
+        conn.execute(text("CREATE TABLE hr.employees (login text, employee_number text, hired date)"))
+        conn.execute(text("INSERT INTO hr.employees VALUES ('CONTOSO\\p1', 'E1', '2020-01-31'), "
+                          "('CONTOSO\\p2', 'E2', NULL), ('CONTOSO\\ghost', 'E9', '2021-05-01')"))
+    engine.dispose()
+    # Airflow spells the scheme postgres://; the password lives only in the Connection.
+    monkeypatch.setenv("AIRFLOW_CONN_HR_DB", postgres_url.replace("postgresql+psycopg2://", "postgresql://"))
+    config = tmp / "profile_sync.yaml"
+    doc = yaml.safe_load(config.read_text())
+    doc["custom_properties"] = {"employee_id": {"max_length": 16}, "hire_date": {"type": "date"}}
+    doc["business_systems"] = [{
+        "name": "hr", "type": "sql", "conn_id": "hr_db", "table": "hr.employees",
+        "join": {"profile_property": "user_principal_name", "source_column": "login",
+                 "normalize": ["strip", "lower", "domain_user", "upn_local_part"]},
+        "mappings": {"employee_id": "employee_number", "hire_date": "hired"},
+    }]
+    config.write_text(yaml.safe_dump(doc))
+
+    run = _run("full")
+    assert run.state == "success"
+    doc = _history(tmp, run.run_id)
+    assert [s["step"] for s in doc["steps"] if s["connection"] == "hr"] == [
+        "import_bcs", "synchronize_bcs", "validate_bcs", "export_bcs", "confirm_bcs"]
+    sync = _step(doc, "synchronize_bcs")
+    assert (sync["updates"], sync["unmatched_rows"], sync["unmatched_samples"]) == (2, 1, [{"row": 2, "key": "CONTOSO\\ghost"}])
+    assert _step(doc, "confirm_bcs")["confirmed"] == 2
+    with sqlite3.connect(tmp / "profiles.db") as db:
+        rows = dict(db.execute("SELECT user_principal_name, employee_id || '/' || coalesce(hire_date, '-') "
+                               "FROM user_profiles WHERE employee_id IS NOT NULL"))
+        changes = [r[0] for r in db.execute("SELECT column_name FROM profile_schema_changes ORDER BY change_id")]
+    assert rows == {"p1@contoso.com": "E1/2020-01-31", "p2@contoso.com": "E2/-"}
+    assert changes == ["employee_id", "hire_date"]

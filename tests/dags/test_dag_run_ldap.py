@@ -118,8 +118,16 @@ def test_full_sync_dag_against_samba_with_picture_write_back(airflow_db, samba_d
 
 def test_two_directories_in_one_run_slapd_and_samba(airflow_db, slapd_fresh, samba_dc_fresh, tmp_path, monkeypatch):
     """Two forests: the DAG maps import/export/confirm over both connections; they meet in one metaverse.
-    (No join rule configured: each directory's people are projected; joining is the join rule's job.)"""
+    Three people of forest B carry the mail of a forest-A person: the join rule (mail → work_email)
+    joins them to that person instead of projecting them, and ``precedence`` gives forest B the title."""
     slapd, dc = slapd_fresh, samba_dc_fresh
+    pairs = {"p0021": "u0010", "p0022": "u0011", "p0023": "u0012"}
+    with ldap3.Connection(ldap3.Server("127.0.0.1", port=slapd.port), slapd.admin_dn, slapd.admin_password,
+                          auto_bind=True) as conn:
+        for uid, sam in pairs.items():
+            assert conn.modify(f"uid={uid},ou=people,{slapd.base_dn}", {
+                "mail": [(ldap3.MODIFY_REPLACE, [f"{sam.upper()}@Contoso.com"])],
+                "title": [(ldap3.MODIFY_REPLACE, [f"Forest B title of {sam}"])]}), conn.result
     monkeypatch.setenv("AIRFLOW_CONN_FOREST_B", json.dumps({
         "conn_type": "ldap", "host": "127.0.0.1", "port": slapd.port, "login": slapd.admin_dn,
         "password": slapd.admin_password,
@@ -131,7 +139,9 @@ def test_two_directories_in_one_run_slapd_and_samba(airflow_db, slapd_fresh, sam
         "containers": ["OU=People,DC=contoso,DC=com", "OU=Groups,DC=contoso,DC=com"]})
     config = tmp_path / "profile_sync.yaml"
     doc = yaml.safe_load(config.read_text())
-    doc["directories"].append({"name": "example", "type": "ldap", "conn_id": "forest_b", "preset": "inetorgperson"})
+    doc["directories"].append({"name": "example", "type": "ldap", "conn_id": "forest_b", "preset": "inetorgperson",
+                               "join": [{"source": "mail", "metaverse": "work_email"}]})
+    doc["precedence"] = {"title": ["example", "contoso"]}
     config.write_text(yaml.safe_dump(doc))
 
     run = _run()
@@ -141,5 +151,8 @@ def test_two_directories_in_one_run_slapd_and_samba(airflow_db, slapd_fresh, sam
     assert {k: v["in_scope_people"] for k, v in imports.items()} == {"contoso": 49, "example": 50}
     assert {s["connection"] for s in history["steps"] if s["step"] == "confirm_directory"} == {"contoso", "example"}
     assert _db(tmp_path, "SELECT source_connection, count(*) FROM user_profiles GROUP BY 1 ORDER BY 1") == \
-        [("contoso", 49), ("example", 50)]
+        [("contoso", 49), ("example", 47)]
+    joined = _db(tmp_path, "SELECT user_name, title FROM user_profiles WHERE title LIKE 'Forest B title%' "
+                           "ORDER BY 1")
+    assert joined == [(f"{sam}@contoso.com", f"Forest B title of {sam}") for sam in sorted(pairs.values())]
     assert _db(tmp_path, "SELECT count(*) FROM user_groups") == [(4,)]

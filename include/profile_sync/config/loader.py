@@ -57,6 +57,7 @@ def load_settings(path: Path | str | None = None) -> Settings:
         problems = "; ".join(f"{_key(e['loc'])}: {e['msg']}" for e in exc.errors())
         raise ConfigError(path, _key(first["loc"]), problems) from None
     _check_properties(path, settings)
+    _check_business_systems(path, settings)
     return settings
 
 
@@ -78,6 +79,53 @@ def _check_properties(path: Path, settings: Settings) -> None:
                 f"unknown profile properties {unknown}; known: {', '.join(sorted(known))} "
                 "(declare new ones under custom_properties)",
             )
+        multi = sorted(p for p in resolved.mappings if p in settings.custom_properties
+                       and settings.custom_properties[p].multi_valued)
+        if multi:
+            raise ConfigError(path, f"directories[{i}].mappings",
+                              f"multi-valued properties {multi} can only be fed by a business system")
+
+
+def _check_business_systems(path: Path, settings: Settings) -> None:
+    """Business-system mappings and joins against the profile properties (DESIGN §3)."""
+    if not settings.business_systems:
+        return
+    known = set(BUILTIN_PROPERTIES) | set(settings.custom_properties)
+    multi = {p for p, c in settings.custom_properties.items() if c.multi_valued}
+    directory_fed: dict[str, str] = {}
+    for d in resolved_directories(settings):
+        for p, m in d.mappings.items():
+            if m.direction in ("import", "both"):
+                directory_fed.setdefault(p, d.name)
+    owner: dict[str, str] = {}
+    for i, b in enumerate(settings.business_systems):
+        key = f"business_systems[{i}].mappings"
+        unknown = sorted(set(b.mappings) - known)
+        if unknown:
+            raise ConfigError(path, key, f"unknown profile properties {unknown}; known: {', '.join(sorted(known))} "
+                                         "(declare new ones under custom_properties)")
+        for p in b.mappings:
+            if p in directory_fed:
+                raise ConfigError(path, key, f"{p!r} is fed by directory {directory_fed[p]!r} (the directory wins "
+                                             "for mapped properties); map the business system to another property")
+            if p in owner:
+                raise ConfigError(path, key, f"{p!r} is already fed by business system {owner[p]!r}; one owner "
+                                             "per property")
+            owner[p] = b.name
+    for i, b in enumerate(settings.business_systems):
+        prop = b.join.profile_property
+        key = f"business_systems[{i}].join.profile_property"
+        if prop not in known:
+            raise ConfigError(path, key, f"unknown profile property {prop!r}; known: {', '.join(sorted(known))}")
+        if prop in multi:
+            raise ConfigError(path, key, f"{prop!r} is multi-valued; join on a single-valued property")
+        if prop in owner:
+            raise ConfigError(path, key, f"{prop!r} is fed by business system {owner[prop]!r}; join on a property "
+                                         "the directory (or people) set, so the join does not depend on the "
+                                         "order business systems run in")
+        custom = settings.custom_properties.get(prop)
+        if (custom.type if custom else BUILTIN_PROPERTIES[prop].type) == "binary":
+            raise ConfigError(path, key, f"{prop!r} is binary; join on a text, number or date property")
 
 
 def resolved_directories(settings: Settings) -> list[ResolvedDirectory]:

@@ -18,6 +18,8 @@ class PropertySpec(NamedTuple):
 
     type: PropertyType
     max_length: int | None = None
+    multi_valued: bool = False
+    """Values live in ``profile_property_values`` (one row per value), not in a column."""
 
 
 BUILTIN_PROPERTIES: dict[str, PropertySpec] = {

@@ -13,6 +13,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from profile_sync.config.business_systems import BusinessSystem
+
 Transform = Literal[
     "copy",
     "lower",
@@ -63,6 +65,15 @@ class CustomProperty(_Frozen):
     """Column type."""
     max_length: int | None = Field(default=256, ge=1, le=1_000_000)
     """Maximum length for ``string`` columns (ignored for other types)."""
+    multi_valued: bool = False
+    """Several values per person, kept in ``profile_property_values`` instead of a column; only a
+    business system can feed it (1:many), and not as ``binary``."""
+
+    @model_validator(mode="after")
+    def _multi(self) -> "CustomProperty":
+        if self.multi_valued and self.type == "binary":
+            raise ValueError("a binary property cannot be multi_valued")
+        return self
 
 
 class JoinRule(_Frozen):
@@ -257,6 +268,8 @@ class Settings(_Frozen):
     """Profile properties beyond the built-in ones, added to the store by a recorded schema change."""
     gates: GateLimits = GateLimits()
     """Limits of the safety gate before every export; per-connection overrides in ``directories[].gates``."""
+    business_systems: tuple[BusinessSystem, ...] = ()
+    """Business-system connections (HR, ERP): steps 9–12 run for each; none by default (eight steps)."""
     pool: str = "profile_sync"
     """One-slot Airflow pool the steps run in."""
     precedence: dict[str, tuple[str, ...]] = Field(default_factory=dict)
@@ -272,6 +285,24 @@ class Settings(_Frozen):
         if dupes:
             raise ValueError(f"directory names must be unique; repeated: {', '.join(dupes)}")
         return value
+
+    @model_validator(mode="after")
+    def _unique_connections(self) -> "Settings":
+        names = [d.name for d in self.directories] + [b.name for b in self.business_systems]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if self.business_systems and dupes:
+            raise ValueError(f"connection names must be unique across directories and business_systems; "
+                             f"repeated: {', '.join(dupes)}")
+        return self
+
+    def business_system(self, name: str) -> BusinessSystem:
+        """The business-system connection called ``name``."""
+        for b in self.business_systems:
+            if b.name == name:
+                return b
+        from profile_sync.errors import ValueErrorWithKnownValues
+
+        raise ValueErrorWithKnownValues("business-system connection", name, [b.name for b in self.business_systems])
 
     @field_validator("account_name_format")
     @classmethod

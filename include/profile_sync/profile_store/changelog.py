@@ -93,8 +93,9 @@ def has_triggers(conn: Connection) -> bool:
             "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'ps_log_%'").scalar_one()
         return int(found) == 3 * len(TRACKED)
     if conn.dialect.name == "postgresql":
+        names = ", ".join(f"'ps_log_{table}'" for table in TRACKED)  # no '%': psycopg2 reads it as a placeholder
         found = conn.exec_driver_sql(
-            "SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'ps_log_%' AND NOT tgisinternal").scalar_one()
+            f"SELECT count(*) FROM pg_trigger WHERE tgname IN ({names}) AND NOT tgisinternal").scalar_one()
         return int(found) == len(TRACKED)
     return False
 

@@ -1,9 +1,14 @@
 """Profile store tables, built from the built-in and custom properties.
 
 Core tables (DESIGN §4): ``user_profiles`` (one row per person: ``profile_id``,
-one column per property, ``state``, source anchors, timestamps),
+one column per single-valued property, ``state``, source anchors, timestamps),
 ``user_groups``, ``group_memberships``; plus ``profile_schema_changes``, where
-every column added for a custom property is recorded.
+every column added for a custom property is recorded, and
+``profile_property_values``, one row per value of a multi-valued property
+(``profile_id``, ``property``, ``position``, ``value`` as text) — the shape of
+SharePoint's own profile database (``UserProfileValue`` with an order rank): it
+is the same on SQLite and PostgreSQL, needs no schema change per property, and
+"who has value X" stays a plain query.
 """
 
 from __future__ import annotations
@@ -28,6 +33,9 @@ from sqlalchemy.types import TypeEngine
 from profile_sync.config.properties import BUILTIN_PROPERTIES, PropertySpec
 from profile_sync.config.settings import Settings
 
+PROPERTY_VALUES = "profile_property_values"
+"""The table of multi-valued property values (``md.tables[PROPERTY_VALUES]``)."""
+
 BOOKKEEPING = ["state", "source_connection", "source_anchor", "source_dn", "created_at", "updated_at",
                "marked_for_deletion_at"]
 
@@ -36,7 +44,8 @@ def property_specs(settings: Settings) -> dict[str, PropertySpec]:
     """Every profile property: built-in ones, then custom ones from the configuration."""
     specs = dict(BUILTIN_PROPERTIES)
     for name, custom in settings.custom_properties.items():
-        specs[name] = PropertySpec(custom.type, custom.max_length if custom.type == "string" else None)
+        specs[name] = PropertySpec(custom.type, custom.max_length if custom.type == "string" else None,
+                                   custom.multi_valued)
     return specs
 
 
@@ -57,7 +66,7 @@ def build_metadata(specs: dict[str, PropertySpec]) -> tuple[MetaData, Table, Tab
     profiles = Table(
         "user_profiles", md,
         Column("profile_id", String(36), primary_key=True),
-        *[Column(name, sql_type(spec), nullable=True) for name, spec in specs.items()],
+        *[Column(name, sql_type(spec), nullable=True) for name, spec in specs.items() if not spec.multi_valued],
         Column("state", String(32), nullable=False, server_default="active"),
         Column("source_connection", String(64)),
         Column("source_anchor", String(256)),
@@ -99,4 +108,12 @@ def build_metadata(specs: dict[str, PropertySpec]) -> tuple[MetaData, Table, Tab
         Column("column_type", String(64), nullable=False),
         Column("statement", Text, nullable=False),
     )
+    values = Table(
+        PROPERTY_VALUES, md,
+        Column("profile_id", String(36), primary_key=True),
+        Column("property", String(64), primary_key=True),
+        Column("position", Integer, primary_key=True, autoincrement=False),
+        Column("value", Text, nullable=False),
+    )
+    Index("ix_profile_property_values_property", values.c.property, values.c.profile_id)
     return md, profiles, groups, memberships, changes

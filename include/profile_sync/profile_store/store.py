@@ -9,8 +9,9 @@ transaction rolls back and the profile store is exactly as it was.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+import io
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 import pandas as pd
@@ -32,10 +33,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
-from profile_sync.config.properties import PropertySpec
+from profile_sync.config.properties import BUILTIN_PROPERTIES, PropertySpec
 from profile_sync.profile_store import changelog
 from profile_sync.profile_store.errors import ProfileStoreError, ProfileStoreUnavailableError
-from profile_sync.profile_store.schema import build_metadata
+from profile_sync.profile_store.schema import PROPERTY_VALUES, build_metadata
 from profile_sync.sync.pending_exports import ACTIVE, MARKED, PendingExports
 
 
@@ -43,8 +44,22 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+_ENGINES: dict[str, Engine] = {}
+
+
 def make_engine(url: str) -> Engine:
-    """A SQLAlchemy engine; SQLite gets foreign keys on and a busy timeout."""
+    """The SQLAlchemy engine of ``url``, one per URL and process (its pool is shared by every step).
+
+    SQLite gets WAL and a busy timeout; other databases get pre-ping, so a pooled
+    connection that died (a restarted server) is replaced instead of failing a step.
+    """
+    engine = _ENGINES.get(url)
+    if engine is None:
+        engine = _ENGINES[url] = _create_engine(url)
+    return engine
+
+
+def _create_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 60})
 
@@ -64,13 +79,17 @@ def _objects(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def insert_frame(conn: Connection, table: Table, frame: pd.DataFrame) -> int:
-    """Insert every row of ``frame`` into ``table`` with one executemany of plain tuples.
+    """Insert every row of ``frame`` into ``table`` in bulk.
 
-    Values go through the column types' bind processors column by column (not
-    per row and per dict, as ``conn.execute(insert(t), dicts)`` would).
+    PostgreSQL (psycopg2): one ``COPY … FROM STDIN`` (psycopg2's executemany
+    would send one INSERT per row). Elsewhere: one executemany of plain tuples,
+    values going through the column types' bind processors column by column
+    (not per row and per dict, as ``conn.execute(insert(t), dicts)`` would).
     """
     if not len(frame):
         return 0
+    if conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg2":
+        return copy_frame(conn, table, frame)
     columns = list(frame.columns)
     compiled = insert(table).compile(dialect=conn.dialect, column_keys=columns)
     arrays: dict[str, list[Any]] = {}
@@ -96,6 +115,58 @@ def insert_frame(conn: Connection, table: Table, frame: pd.DataFrame) -> int:
     return len(frame)
 
 
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_text(series: pd.Series, sql_type: Any) -> list[str]:
+    """One column in PostgreSQL's COPY text format: ``\\N`` for NULL, backslash escapes."""
+    if pd.api.types.is_datetime64_any_dtype(series.dtype):
+        values = pd.Series(series.dt.to_pydatetime(), index=series.index, dtype=object).to_numpy()
+    else:
+        values = series.to_numpy(dtype=object)
+    missing = pd.isna(series).to_numpy()
+    python_type = _python_type(sql_type)
+    if python_type is bool:
+        text = ["" if m else ("t" if v else "f") for v, m in zip(values, missing)]
+    elif python_type is bytes:
+        text = ["\\\\x" + bytes(v).hex() if not m else "" for v, m in zip(values, missing)]
+    elif python_type is int:
+        text = [str(int(v)) if not m else "" for v, m in zip(values, missing)]
+    elif python_type in (date, datetime):
+        text = [v.isoformat() if not m else "" for v, m in zip(values, missing)]
+    else:
+        text = [(v if isinstance(v, str) else str(v)).translate(_COPY_ESCAPES) if not m else ""
+                for v, m in zip(values, missing)]
+    if missing.any():
+        text = ["\\N" if m else t for t, m in zip(text, missing)]
+    return text
+
+
+def _python_type(sql_type: Any) -> type | None:
+    try:
+        return sql_type.python_type
+    except NotImplementedError:
+        return None
+
+
+def copy_frame(conn: Connection, table: Table, frame: pd.DataFrame) -> int:
+    """Bulk-load ``frame`` into ``table`` with PostgreSQL's ``COPY FROM STDIN`` (same transaction as ``conn``)."""
+    columns = [table.c[c] for c in frame.columns]
+    text_columns = [_copy_text(frame[c.name], c.type) for c in columns]
+    buffer = io.StringIO()
+    buffer.writelines("\t".join(row) + "\n" for row in zip(*text_columns))
+    buffer.seek(0)
+    quote = conn.dialect.identifier_preparer.quote
+    target = quote(table.name) if table.schema is None else f"{quote(table.schema)}.{quote(table.name)}"
+    sql = f"COPY {target} ({', '.join(quote(c.name) for c in columns)}) FROM STDIN"
+    cursor = conn.connection.dbapi_connection.cursor()
+    try:
+        cursor.copy_expert(sql, buffer)
+    finally:
+        cursor.close()
+    return len(frame)
+
+
 @dataclass(frozen=True)
 class ProfileStoreSnapshot:
     """The profile store as read by a full (or delta) import."""
@@ -109,6 +180,17 @@ class ProfileStoreSnapshot:
     """Change-log position this snapshot includes (None: the store keeps no change log)."""
     changed_people: frozenset[str] = frozenset()
     """Delta import: profiles changed since the previous snapshot."""
+    values: pd.DataFrame = field(default_factory=lambda: empty_values())
+    """Values of the multi-valued properties: ``profile_id``, ``property``, ``position``, ``value``."""
+
+
+
+VALUE_COLUMNS = ["profile_id", "property", "position", "value"]
+
+
+def empty_values() -> pd.DataFrame:
+    """An empty frame of multi-valued property values."""
+    return pd.DataFrame({c: pd.Series(dtype="int64" if c == "position" else object) for c in VALUE_COLUMNS})
 
 
 class ProfileStore:
@@ -121,6 +203,8 @@ class ProfileStore:
         self.changelog = changelog.changes_table(self.metadata)
         self.last_purged: list[str] = []
         """Profiles the last export purged (retention)."""
+        self.values = self.metadata.tables[PROPERTY_VALUES]
+        self.multi_valued = [name for name, spec in specs.items() if spec.multi_valued]
 
     # -- full import ------------------------------------------------------------------
     def exists(self) -> bool:
@@ -146,7 +230,8 @@ class ProfileStore:
             people = self._frame(conn, self.profiles, skip, actual)
             groups = self._frame(conn, self.groups, skip)
             members = self._frame(conn, self.memberships, skip)
-        return ProfileStoreSnapshot(people, groups, members, exists=True, seq=seq)
+            values = self.read_values(conn, self.multi_valued)
+        return ProfileStoreSnapshot(people, groups, members, exists=True, seq=seq, values=values)
 
     def read_changes(self, base: ProfileStoreSnapshot, also: dict[str, set[str]] | None = None
                      ) -> ProfileStoreSnapshot | None:
@@ -172,8 +257,10 @@ class ProfileStore:
             people = self._patch(conn, self.profiles, "profile_id", base.people, people_ids, actual)
             groups = self._patch(conn, self.groups, "group_id", base.groups, group_ids)
             members = self._patch(conn, self.memberships, "group_id", base.memberships, member_groups)
+            # Multi-valued values are only written by business systems, which read everything anyway.
+            values = self.read_values(conn, self.multi_valued)
         return ProfileStoreSnapshot(people, groups, members, exists=True, seq=top,
-                                    changed_people=frozenset(external))
+                                    changed_people=frozenset(external), values=values)
 
     def _patch(self, conn: Connection, table: Table, key: str, base: pd.DataFrame, ids: set[str],
                actual: set[str] | None = None) -> pd.DataFrame:
@@ -190,6 +277,17 @@ class ProfileStore:
         rows = pd.concat(fresh, ignore_index=True).reindex(columns=base.columns)
         kept = base.loc[~base[key].isin(ids)]
         return _objects(pd.concat([kept, rows], ignore_index=True))
+
+    def read_values(self, conn: Connection, properties: list[str]) -> pd.DataFrame:
+        """The values of the multi-valued ``properties``, ordered by person, property and position."""
+        if not properties or not inspect(conn).has_table(PROPERTY_VALUES):
+            return empty_values()
+        v = self.values
+        rows = conn.execute(select(v.c.profile_id, v.c.property, v.c.position, v.c.value)
+                            .where(v.c.property.in_(properties))
+                            .order_by(v.c.profile_id, v.c.property, v.c.position)).fetchall()
+        frame = pd.DataFrame([tuple(r) for r in rows], columns=VALUE_COLUMNS, dtype=object)
+        return frame.astype({"position": "int64"})
 
     @staticmethod
     def _empty(table: Table, skip: set[str]) -> pd.DataFrame:
@@ -208,7 +306,15 @@ class ProfileStore:
 
     # -- export -----------------------------------------------------------------------
     def ensure_schema(self, conn: Connection, run_id: str | None) -> list[str]:
-        """Create missing tables; add columns for new properties, recording each change."""
+        """Create missing tables; add columns for custom properties, recording each change.
+
+        A new store is created with the built-in columns only, so every custom
+        property's column — on the first run too — is an ``ALTER TABLE`` recorded
+        in ``profile_schema_changes``.
+        """
+        if not inspect(conn).has_table("user_profiles"):
+            builtin = {k: v for k, v in self.specs.items() if k in BUILTIN_PROPERTIES}
+            build_metadata(builtin)[0].create_all(conn)
         self.metadata.create_all(conn)
         changelog.install_triggers(conn)
         existing = {c["name"] for c in inspect(conn).get_columns("user_profiles")}
@@ -253,13 +359,17 @@ class ProfileStore:
         self.last_purged = purged
         return written
 
-    def _stage(self, conn: Connection, name: str, like: Table, frame: pd.DataFrame, columns: list[str]) -> Table:
-        """A temporary table with ``columns`` of ``like``, filled with ``frame`` in one bulk insert."""
+    def _stage(self, conn: Connection, name: str, like: Table, frame: pd.DataFrame, columns: list[str],
+               extra: dict[str, Any] | None = None) -> Table:
+        """A temporary table with ``columns`` of ``like`` (and ``extra`` name → type), filled with ``frame``
+        in one bulk insert."""
+        extra = extra or {}
         stage = Table(f"_ps_stage_{name}", MetaData(),
-                      *[Column(c, like.c[c].type) for c in columns], prefixes=["TEMPORARY"])
+                      *[Column(c, like.c[c].type) for c in columns], *[Column(c, t) for c, t in extra.items()],
+                      prefixes=["TEMPORARY"])
         stage.drop(conn, checkfirst=True)
         stage.create(conn)
-        insert_frame(conn, stage, frame[columns])
+        insert_frame(conn, stage, frame[[*columns, *extra]])
         return stage
 
     def _apply_people(self, conn: Connection, pending: PendingExports, now: datetime) -> dict[str, int]:
@@ -332,6 +442,7 @@ class ProfileStore:
         ids = [r[0] for r in conn.execute(old).all()]
         if ids:
             conn.execute(delete(m).where(m.c.member_type == "person", m.c.member_id.in_(old)))
+            conn.execute(delete(self.values).where(self.values.c.profile_id.in_(old)))
             conn.execute(delete(p).where(p.c.state == MARKED, p.c.marked_for_deletion_at < cutoff))
         return ids
 

@@ -136,10 +136,24 @@ def _record_in_history(ctx: RunContext, report: GateReport, quarantine: pd.DataF
         "released": len(released),
         "released_objects": _samples(released, list(released.columns), RELEASED_IN_HISTORY),
     }}
-    if report.overridden and report.override is not None:
-        entry = {"gate": report.gate, "by": report.override.by, "reason": report.override.reason,
-                 "at": report.override.at,
-                 "checks": [{"name": c.name, "connection": c.connection, "message": c.message}
-                            for c in report.failed_checks]}
-        fields["overrides"] = [o for o in doc.get("overrides", []) if o.get("gate") != report.gate] + [entry]
+    fields.update(_override_fields(doc, report))
     ctx.history.update(ctx.run_id, **fields)
+
+
+def _override_fields(doc: dict[str, Any], report: GateReport, connection: str | None = None) -> dict[str, Any]:
+    """The run history's ``overrides`` with this gate's entry (who, why, when, which checks), if it was overridden."""
+    if not (report.overridden and report.override is not None):
+        return {}
+    entry = {"gate": report.gate, "connection": connection, "by": report.override.by,
+             "reason": report.override.reason, "at": report.override.at,
+             "checks": [{"name": c.name, "connection": c.connection, "message": c.message}
+                        for c in report.failed_checks]}
+    kept = [o for o in doc.get("overrides", []) if (o.get("gate"), o.get("connection")) != (report.gate, connection)]
+    return {"overrides": [*kept, entry]}
+
+
+def record_override(ctx: RunContext, report: GateReport, connection: str | None = None) -> None:
+    """Record in the run history that ``report`` was let through by an override (no-op otherwise)."""
+    fields = _override_fields(ctx.history.get(ctx.run_id) or {}, report, connection)
+    if fields:
+        ctx.history.update(ctx.run_id, **fields)

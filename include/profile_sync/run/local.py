@@ -32,6 +32,13 @@ def run_sync(ctx: RunContext) -> dict[str, Any]:
             out[f"export_directory[{name}]"] = steps.export_directory(ctx, name)
         for name in names:
             out[f"confirm_directory[{name}]"] = steps.confirm_directory(ctx, name)
+        if ctx.settings.business_systems:
+            from profile_sync.run import bcs_steps
+
+            for bs in ctx.settings.business_systems:
+                for fn in (bcs_steps.import_bcs, bcs_steps.synchronize_bcs, bcs_steps.validate_bcs,
+                           bcs_steps.export_bcs, bcs_steps.confirm_bcs):
+                    out[f"{fn.__name__}[{bs.name}]"] = fn(ctx, bs.name)
         out["finish_run"] = steps.finish_run(ctx)
     finally:
         out["release_run"] = steps.release_run(ctx)

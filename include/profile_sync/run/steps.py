@@ -301,6 +301,7 @@ def _write_profile_store_space(ctx: RunContext, snapshot) -> None:  # noqa: ANN0
     ctx.state.write_frame("ps/groups", snapshot.groups)
     ctx.state.write_frame("ps/memberships", snapshot.memberships)
     ctx.state.set_value("watermark/profile_store", snapshot.seq)
+    ctx.state.write_frame("ps/property_values", snapshot.values)
     ctx.state.commit_step()
 
 

@@ -85,6 +85,11 @@ class StateStore:
         path = self.objects / name
         if not path.exists():
             raise StateError(f"state store {self.root}: frame {key!r} points to missing file {name}")
+        if columns is not None:
+            import pyarrow.parquet as pq
+
+            present = set(pq.read_schema(path).names)
+            columns = [c for c in columns if c in present]
         return _clean_strings(pd.read_parquet(path, columns=columns))
 
     # -- runs -----------------------------------------------------------------
@@ -153,7 +158,10 @@ class RunState:
         self.manifest = manifest
 
     def read_frame(self, key: str, columns: list[str] | None = None) -> pd.DataFrame | None:
-        """The frame as this run last wrote it, else as committed, else None (only ``columns`` when given)."""
+        """The frame as this run last wrote it, else as committed, else None.
+
+        ``columns``: read only these (those the frame has), for steps that need a few of many.
+        """
         return self.store._read(self.manifest, key, columns)
 
     def write_frame(self, key: str, frame: pd.DataFrame) -> None:

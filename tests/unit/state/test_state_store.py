@@ -81,3 +81,12 @@ def test_lease_expiry_is_real_time(tmp_path):
     assert lease.try_acquire("a")
     time.sleep(1.2)
     assert lease.try_acquire("b")
+
+
+def test_a_step_can_read_only_the_columns_it_needs(tmp_path):
+    run = StateStore(tmp_path).open_run("r1")
+    run.write_frame("ps/people", pd.DataFrame({"profile_id": ["a"], "state": ["active"], "picture": [b"\xff"]}))
+    run.commit_step()
+    frame = run.read_frame("ps/people", ["profile_id", "state", "not_there"])
+    assert list(frame.columns) == ["profile_id", "state"]
+    assert list(run.read_frame("ps/people").columns) == ["profile_id", "state", "picture"]

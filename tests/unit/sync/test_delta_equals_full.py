@@ -211,3 +211,30 @@ def test_incremental_reads_only_what_changed(tmp_path):
     unchanged = h.sync(mode="incremental")
     assert unchanged["import_directory[contoso]"]["unchanged_source"] is True
     assert unchanged["synchronize"]["recomputed_people"] == 0
+
+
+def test_the_profile_store_delta_sees_edits_by_others_not_its_own_writes(tmp_path, profile_store_url):
+    """The change log (triggers) on both backends: an edit made in the store is read by the next
+    delta import and repaired (the directory owns ``title``); the export's own writes are not logged."""
+    directory = generate(people=30, groups=4, seed=7)
+    h = SyncHarness(tmp_path, profile_store_url=profile_store_url, directory=SCOPE)
+    try:
+        write_ldif(directory, h.ldif)
+        h.sync(mode="full")
+        quiet = h.sync(mode="incremental")
+        assert quiet["import_profile_store"]["delta"] is True
+        assert quiet["import_profile_store"]["changed_in_store"] == 0  # the first run's 30 adds are not logged
+        people = h.profiles()
+        person = people.loc[(people["state"] == "active") & people["title"].notna()].iloc[0]
+        h.execute("UPDATE user_profiles SET title = 'edited in the store' WHERE profile_id = :pid",
+                  pid=person["profile_id"])
+        out = h.sync(mode="incremental")
+        assert out["import_profile_store"]["delta"] is True
+        assert out["import_profile_store"]["changed_in_store"] == 1
+        assert out["export_profile_store"]["updates"] == 1
+        assert h.profiles().loc[person["profile_id"], "title"] == person["title"]
+        after = h.sync(mode="incremental")
+        assert after["import_profile_store"]["changed_in_store"] == 0  # the repair itself was not logged
+        assert after["export_profile_store"]["updates"] == 0
+    finally:
+        h.close()

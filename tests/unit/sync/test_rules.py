@@ -1,13 +1,15 @@
 """The rules users rely on (DESIGN §3), each tested end to end through the engine steps.
 
 Every test builds a small LDIF directory, runs full synchronizations into a
-SQLite profile store and asserts on the profile store.
+profile store — SQLite and PostgreSQL, the same tests for both — and asserts on
+the profile store.
 """
 
 from __future__ import annotations
 
 import pytest
 
+from tests.conftest import PROFILE_STORE_BACKENDS, fresh_postgres_database
 from tests.helpers.directory import BASE, USERS, FakeDirectory, guid_text
 from tests.helpers.sync import SyncHarness
 
@@ -15,8 +17,10 @@ ACCOUNT = "i:0#.f|membership|{}"
 
 
 @pytest.fixture
-def harness(tmp_path):
-    return SyncHarness(tmp_path)
+def harness(tmp_path, profile_store_url):
+    h = SyncHarness(tmp_path, profile_store_url=profile_store_url)
+    yield h
+    h.close()
 
 
 def _boss_and_report(d: FakeDirectory) -> tuple[str, str]:
@@ -66,16 +70,20 @@ EXPECTED = [
 ]
 
 
-@pytest.fixture(scope="module")
-def mapped(tmp_path_factory):
-    h = SyncHarness(tmp_path_factory.mktemp("mapping"))
+@pytest.fixture(scope="module", params=PROFILE_STORE_BACKENDS)
+def mapped(request, tmp_path_factory):
+    url = None
+    if request.param == "postgresql":
+        url = fresh_postgres_database(request.getfixturevalue("postgres_server"), "psync_rules_mapping")
+    h = SyncHarness(tmp_path_factory.mktemp("mapping"), profile_store_url=url)
     d = FakeDirectory()
     attrs = dict(FULL_PERSON)
     upn = attrs.pop("userPrincipalName")
     d.person(10, "Jane Doe", upn=upn, manager=f"CN=Bob Boss,{USERS}", **attrs)
     d.person(2, "Bob Boss", upn="bob@contoso.com")
     h.sync(d)
-    return h.profile("jane.doe@contoso.com")
+    yield h.profile("jane.doe@contoso.com")
+    h.close()
 
 
 @pytest.mark.parametrize(("prop", "value"), EXPECTED, ids=[p for p, _ in EXPECTED])
@@ -117,8 +125,8 @@ def test_disabled_later_is_marked_under_leave_scope(harness):
     assert row["title"] is None
 
 
-def test_disabled_later_is_frozen_under_freeze(tmp_path):
-    h = SyncHarness(tmp_path, deletion={"disabled_accounts": "freeze"})
+def test_disabled_later_is_frozen_under_freeze(tmp_path, profile_store_url):
+    h = SyncHarness(tmp_path, profile_store_url=profile_store_url, deletion={"disabled_accounts": "freeze"})
     d = FakeDirectory()
     d.person(1, "Dana", upn="dana@contoso.com", title="Before")
     d.person(2, "Eve", upn="eve@contoso.com")
