@@ -15,6 +15,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from profile_sync.config.names import check_connection_name
+
 BusinessSystemType = Literal["sql", "file"]
 """``sql``: a table, view or query through SQLAlchemy; ``file``: a CSV or Parquet file."""
 
@@ -32,7 +34,6 @@ NormalizeStep = Literal["strip", "lower", "domain_user", "upn_local_part", "clai
 - ``strip_leading_zeros``: ``000123`` → ``123`` (numeric employee ids).
 """
 
-_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 _TABLE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$")
 _PASSWORD_IN_URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^/@:]*:[^/@]+@")
 
@@ -106,12 +107,7 @@ class BusinessSystem(_Frozen):
     @field_validator("name")
     @classmethod
     def _check_name(cls, value: str) -> str:
-        if not _NAME_RE.match(value):
-            raise ValueError(
-                f"{value!r} is not a valid connection name: use lower-case letters, digits and '_', "
-                "starting with a letter"
-            )
-        return value
+        return check_connection_name(value)
 
     @field_validator("mappings", mode="before")
     @classmethod

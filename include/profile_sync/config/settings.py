@@ -8,12 +8,12 @@ Airflow Connection (``conn_id``) or an environment variable holding the secret.
 
 from __future__ import annotations
 
-import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from profile_sync.config.business_systems import BusinessSystem
+from profile_sync.config.names import NAME_RE, check_connection_name
 
 Transform = Literal[
     "copy",
@@ -40,7 +40,6 @@ DirectoryType = Literal["ldif", "ldap"]
 PresetName = Literal["active_directory", "inetorgperson"]
 DisabledAccountPolicy = Literal["leave_scope", "freeze"]
 
-_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
 
 class _Frozen(BaseModel):
@@ -165,12 +164,7 @@ class DirectoryConnection(_Frozen):
     @field_validator("name")
     @classmethod
     def _check_name(cls, value: str) -> str:
-        if not _NAME_RE.match(value):
-            raise ValueError(
-                f"{value!r} is not a valid connection name: use lower-case letters, digits and '_', "
-                "starting with a letter"
-            )
-        return value
+        return check_connection_name(value)
 
     @field_validator("mappings", mode="before")
     @classmethod
@@ -314,7 +308,7 @@ class Settings(_Frozen):
     @field_validator("custom_properties")
     @classmethod
     def _custom_names(cls, value: dict[str, CustomProperty]) -> dict[str, CustomProperty]:
-        bad = [k for k in value if not _NAME_RE.match(k)]
+        bad = [k for k in value if not NAME_RE.match(k)]
         if bad:
             raise ValueError(f"invalid property names {bad}: use lower-case letters, digits and '_'")
         return value

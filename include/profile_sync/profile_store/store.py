@@ -10,9 +10,10 @@ transaction rolls back and the profile store is exactly as it was.
 from __future__ import annotations
 
 import io
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Iterator
 
 import pandas as pd
 from sqlalchemy import (
@@ -193,6 +194,19 @@ def empty_values() -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype="int64" if c == "position" else object) for c in VALUE_COLUMNS})
 
 
+@contextmanager
+def export_errors() -> Iterator[None]:
+    """Translate a failed export transaction (rolled back) into the profile store's errors."""
+    try:
+        yield
+    except IntegrityError as exc:
+        raise ProfileStoreError(f"the profile store refused the export (nothing was written): {exc.orig}") from exc
+    except OperationalError as exc:
+        raise ProfileStoreUnavailableError(f"profile store unavailable (nothing was written): {exc.orig}") from exc
+    except DBAPIError as exc:
+        raise ProfileStoreError(f"the profile store refused the export (nothing was written): {exc.orig}") from exc
+
+
 class ProfileStore:
     """The profile store of one configuration."""
 
@@ -338,24 +352,17 @@ class ProfileStore:
         ``read_upto``: change-log entries up to here were read by a committed run and are pruned.
         """
         now = _now()
-        try:
-            with self.engine.begin() as conn:
-                added_columns = self.ensure_schema(conn, run_id)
-                if read_upto:
-                    changelog.prune(conn, self.changelog, read_upto)
-                with changelog.suspended(conn):
-                    written = self._apply_people(conn, pending, now)
-                    written.update(self._apply_groups(conn, pending, now))
-                    written.update(self._apply_memberships(conn, pending))
-                    purged = self._purge(conn, now, retention_days)
-                    written["purged"] = len(purged)
-                written["schema_changes"] = len(added_columns)
-        except IntegrityError as exc:
-            raise ProfileStoreError(f"the profile store refused the export (nothing was written): {exc.orig}") from exc
-        except OperationalError as exc:
-            raise ProfileStoreUnavailableError(f"profile store unavailable (nothing was written): {exc.orig}") from exc
-        except DBAPIError as exc:
-            raise ProfileStoreError(f"the profile store refused the export (nothing was written): {exc.orig}") from exc
+        with export_errors(), self.engine.begin() as conn:
+            added_columns = self.ensure_schema(conn, run_id)
+            if read_upto:
+                changelog.prune(conn, self.changelog, read_upto)
+            with changelog.suspended(conn):
+                written = self._apply_people(conn, pending, now)
+                written.update(self._apply_groups(conn, pending, now))
+                written.update(self._apply_memberships(conn, pending))
+                purged = self._purge(conn, now, retention_days)
+                written["purged"] = len(purged)
+            written["schema_changes"] = len(added_columns)
         self.last_purged = purged
         return written
 
