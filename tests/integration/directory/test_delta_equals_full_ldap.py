@@ -55,6 +55,19 @@ class LiveChanges:
         self.serial = 0
 
     # -- helpers -------------------------------------------------------------------------------
+    def draw(self) -> str:
+        """The next change kind: from a shuffled deck of every kind (so a short sequence still has each one),
+        with deletes before re-creations and disables before re-enables."""
+        if not getattr(self, "_deck", None):
+            deck = list(self.KINDS)
+            self.rnd.shuffle(deck)
+            for first, then in (("delete", "recreate_same_dn"), ("disable", "enable")):
+                i, j = deck.index(first), deck.index(then)
+                if j < i:
+                    deck[i], deck[j] = deck[j], deck[i]
+            self._deck = deck
+        return self._deck.pop(0)
+
     def ok(self, done: bool) -> None:
         assert done, self.conn.result
 
@@ -299,7 +312,9 @@ def _kind(label: str) -> str:
     return words[0]
 
 
-def run_property(tmp_path, info, changes: LiveChanges, steps: int, label: str) -> None:  # noqa: ANN001
+def run_property(tmp_path, info, changes: LiveChanges, steps: int, label: str,  # noqa: ANN001
+                 method: str | None = None) -> None:
+    """``method``: the delta method every incremental run must have used (the committed watermark's)."""
     rnd = changes.rnd
     directory = changes.DIRECTORY
     inc = LdapSyncHarness(tmp_path / "incremental", info, directory, gates=NO_LIMITS)
@@ -322,11 +337,15 @@ def run_property(tmp_path, info, changes: LiveChanges, steps: int, label: str) -
         assert imported["delta_read"] or imported["unchanged_source"], imported
         assert out["synchronize"]["delta"] is True, "the incremental run fell back to a full synchronization"
         rereads += imported.get("delta_rereads", 0)
+        if method:
+            watermark = inc.context().store.committed_manifest()["values"][f"watermark/{name}"]
+            assert watermark["method"] == method, watermark
 
     run_both("the first run", first=True)
     history: list[list[str]] = []
     for step in range(steps):
-        labels = [getattr(changes, rnd.choice(LiveChanges.KINDS))() for _ in range(rnd.randint(1, 3))]
+        drawn = [changes.draw() for _ in range(rnd.randint(2, 3))]
+        labels = [getattr(changes, kind)() for kind in drawn]
         if rnd.random() < 0.2:
             # Someone edits a property the directory owns, in the profile store: the next run sets it back.
             for h in (inc, full):
@@ -334,8 +353,11 @@ def run_property(tmp_path, info, changes: LiveChanges, steps: int, label: str) -
                       "(SELECT profile_id FROM user_profiles WHERE state = 'active' ORDER BY profile_id LIMIT 1)")
             labels.append("store edit")
         history.append(labels)
-        kinds.update(_kind(x) for x in labels)
+        kinds.update(_kind(x) for x in labels if x != "store edit")
         run_both(f"step {step}: {labels} (history {history})")
+
+    if steps * 2 >= len(LiveChanges.KINDS):  # two or three changes a step: every kind was drawn at least once
+        assert not {"add", "modify", "rename", "move", "disable", "delete", "manager"} - {k.split()[0] for k in kinds}, kinds
 
     fresh = LdapSyncHarness(tmp_path / "fresh", info, directory, gates=NO_LIMITS)
     fresh.sync(mode="full")
@@ -373,4 +395,4 @@ def test_delta_equals_full_on_samba(samba_dc_fresh, tmp_path, method, steps):
     changes = SambaChanges(random.Random(11 if method == "dirsync" else 12), conn, _people(conn, SambaChanges.PEOPLE, "user"))
     changes.setup()
     run_property(tmp_path, samba_info(dc, delta_method="auto" if method == "dirsync" else "usn"), changes,
-                 int(STEPS or steps), f"samba {method}")
+                 int(STEPS or steps), f"samba {method}", method=method)
