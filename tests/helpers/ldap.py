@@ -55,8 +55,10 @@ def by_dn(entries) -> dict[str, Any]:
 class LdapSyncHarness:
     """Run synchronizations (``run_sync``, no Airflow) of one LDAP directory into a SQLite profile store."""
 
-    def __init__(self, tmp: Path, info: ConnectionInfo, directory: dict[str, Any]) -> None:
+    def __init__(self, tmp: Path, info: ConnectionInfo, directory: dict[str, Any], **overrides: Any) -> None:
+        """``overrides``: further top-level configuration keys (``gates``, ``deletion``, ...)."""
         self.tmp = Path(tmp)
+        self.tmp.mkdir(parents=True, exist_ok=True)
         self.info = info
         self.config = self.tmp / "profile_sync.yaml"
         self.db = self.tmp / "profiles.db"
@@ -65,6 +67,7 @@ class LdapSyncHarness:
             "state_store": {"url": f"file://{self.tmp / 'state'}"},
             "profile_store": {"url": f"sqlite:///{self.db}"},
             "directories": [{"type": "ldap", "conn_id": info.conn_id, **directory}],
+            **overrides,
         }))
 
     def context(self, mode: str = "full") -> RunContext:
@@ -75,6 +78,13 @@ class LdapSyncHarness:
 
     def sync(self, mode: str = "full") -> dict[str, Any]:
         return run_sync(self.context(mode))
+
+    @property
+    def store(self):  # noqa: ANN201
+        from profile_sync.profile_store.schema import property_specs
+        from profile_sync.profile_store.store import ProfileStore, make_engine
+
+        return ProfileStore(make_engine(f"sqlite:///{self.db}"), property_specs(load_settings(self.config)))
 
     def directory(self) -> ResolvedDirectory:
         ctx = self.context()

@@ -25,7 +25,7 @@ from profile_sync.profile_store.store import ProfileStore, make_engine
 from profile_sync.run.context import RunContext
 from profile_sync.sync.attribute_flow import import_properties
 from profile_sync.sync.connector_space import HELD_COLUMNS, attr_column, build_connector_space
-from profile_sync.sync.delta import DELTA_KEY, DirtySet, apply_delta, compute_dirty_set
+from profile_sync.sync.delta import DELTA_KEY, DirtySet, apply_delta, compute_dirty_set, stale_references
 from profile_sync.sync.join_rules import empty_links
 from profile_sync.sync.metaverse import Metaverse, build_metaverse
 from profile_sync.sync.pending_exports import ACTIVE, PendingExports, plan_profile_store_exports
@@ -188,7 +188,7 @@ def import_directory(ctx: RunContext, connection: str) -> Summary:
                 full_import_reason = exc.reason
         if delta is not None:
             # Held objects of a delta keep their previous rows (apply_delta keeps what it does not replace).
-            space, held = _merge_delta(ctx, d, delta)
+            space, held, reread = _merge_delta(ctx, d, delta, reader)
             watermark = delta.watermark
         else:
             imported = build_connector_space(reader.read_full(attributes), d)
@@ -216,19 +216,34 @@ def import_directory(ctx: RunContext, connection: str) -> Summary:
         "unchanged_source": reused,
         "delta_read": delta is not None,
         **({"delta_entries": len(delta.entries),
-            "delta_deletes": len(delta.deleted_anchors) + len(delta.deleted_dns)} if delta is not None else {}),
+            "delta_deletes": len(delta.deleted_anchors) + len(delta.deleted_dns),
+            "delta_rereads": reread} if delta is not None else {}),
         **({"full_import_reason": full_import_reason} if full_import_reason else {}),
         "held_samples": _samples(held, ["dn", "position", "reason"]),
     }
 
 
-def _merge_delta(ctx: RunContext, d: ResolvedDirectory, delta) -> tuple[pd.DataFrame, pd.DataFrame]:  # noqa: ANN001
-    """The connector space after a delta read: changed rows decoded and scoped, merged into the last one."""
-    imported = build_connector_space(delta.entries, d)
-    changed = apply_scope(imported.objects, d, ctx.settings.deletion.disabled_accounts)
+def _merge_delta(ctx: RunContext, d: ResolvedDirectory, delta,  # noqa: ANN001
+                 reader) -> tuple[pd.DataFrame, pd.DataFrame, int]:  # noqa: ANN001
+    """The connector space after a delta read: changed rows decoded and scoped, merged into the last one.
+
+    Objects whose references name an old DN of a renamed, moved or deleted object are re-read: whether the
+    directory rewrote them (AD, slapd with refint) or kept the old DN (slapd without refint) only it knows,
+    and a full read would see what it did. Returns the space, the held objects and how many were re-read."""
     previous = ctx.store.read_committed_frame(f"cs/{d.name}")
     references = [attr_column(m.source) for m in d.mappings.values() if m.transform == "reference"]
     members = [attr_column(a) for a in d.member_attributes]
+    imported = build_connector_space(delta.entries, d)
+    stale = stale_references(previous, imported.objects, delta.deleted_anchors, delta.deleted_dns, references,
+                             members)
+    reread: list = []
+    if stale:
+        reread = reader.read_objects(stale, frozenset(d.attributes) | {"objectclass"})
+        offset = len(delta.entries)
+        extra = build_connector_space([e._replace(position=offset + i) for i, e in enumerate(reread, 1)], d)
+        imported = dataclasses.replace(imported, objects=pd.concat([imported.objects, extra.objects], ignore_index=True),
+                                       held=pd.concat([imported.held, extra.held], ignore_index=True))
+    changed = apply_scope(imported.objects, d, ctx.settings.deletion.disabled_accounts)
     space = apply_delta(previous, changed, delta.deleted_anchors, delta.deleted_dns, references, members)
     held_before = ctx.store.read_committed_frame(f"held/{d.name}")
     if held_before is not None and len(held_before):
@@ -237,7 +252,7 @@ def _merge_delta(ctx: RunContext, d: ResolvedDirectory, delta) -> tuple[pd.DataF
         held = pd.concat([held_before, imported.held], ignore_index=True)
     else:
         held = imported.held
-    return space, held
+    return space, held, len(reread)
 
 
 IMPORT_KEY = ["anchor", "row_hash", "in_scope", "object_type"]

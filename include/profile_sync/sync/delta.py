@@ -132,6 +132,45 @@ def reference_dependents(
     return out
 
 
+def stale_references(
+    previous: pd.DataFrame,
+    changed: pd.DataFrame,
+    deleted_anchors: list[str],
+    deleted_dns: list[str],
+    reference_columns: list[str],
+    member_columns: list[str],
+) -> list[str]:
+    """DNs of unchanged objects whose ``manager`` / ``member`` values name an old DN of a renamed, moved or
+    deleted object: what a directory may or may not have rewritten without reporting it.
+
+    AD (linked attributes) and slapd with refint rewrite or drop those values; slapd without refint keeps
+    the old DN, which a full read sees as a dangling reference (and which resolves again when an object
+    takes that DN). Only the directory knows which, so the engine re-reads these objects."""
+    deleted = set(deleted_anchors)
+    old = set(previous.loc[previous["anchor"].isin(deleted), "dn_norm"].dropna())
+    if deleted_dns:
+        old |= set(n for n in normalize_dns(list(deleted_dns)) if n)
+    moved = previous[["anchor", "dn_norm"]].merge(changed[["anchor", "dn_norm"]], on="anchor", suffixes=("_old", ""))
+    old |= set(moved.loc[moved["dn_norm_old"] != moved["dn_norm"], "dn_norm_old"].dropna())
+    if not old:
+        return []
+    kept = previous.loc[~previous["anchor"].isin(deleted | set(changed["anchor"]))]
+    hit = pd.Series(False, index=kept.index)
+    for column in reference_columns:
+        if column in kept.columns:
+            present = kept[column].notna()
+            values = kept.loc[present, column].map(lambda v: (v[0] if len(v) else None) if isinstance(v, MULTI) else v)
+            norms = pd.Series(normalize_dns(values.tolist()), index=values.index, dtype=object)
+            hit.loc[norms.index[norms.isin(old)]] = True
+    for column in member_columns:
+        if column in kept.columns:
+            lists = kept[column]
+            for idx in lists.index[lists.map(lambda v: isinstance(v, MULTI) and len(v) > 0)]:
+                if not hit[idx] and any(n in old for n in normalize_dns(list(lists[idx]))):
+                    hit[idx] = True
+    return kept.loc[hit, "dn"].tolist()
+
+
 def apply_delta(
     previous: pd.DataFrame,
     changed: pd.DataFrame,
@@ -145,9 +184,10 @@ def apply_delta(
     Directories change references *on other objects* without reporting them
     (DESIGN §6b: AD linked attributes and slapd's refint rewrite ``member`` and
     ``manager`` on a rename and drop them on a delete, with no new USN, CSN or
-    DirSync entry). A full read would see those rewritten values, so the delta
-    does the same to the rows it keeps: old DNs become new ones, DNs of deleted
-    objects disappear.
+    DirSync entry), while slapd without refint keeps the old DNs. The engine
+    re-reads the objects holding such values (:func:`stale_references`) and passes
+    them in ``changed``; for any it could not re-read, the delta does what AD
+    would: old DNs become new ones, DNs of deleted objects disappear.
     """
     deleted = set(deleted_anchors)
     if deleted_dns:

@@ -17,6 +17,7 @@ from profile_sync.directory.ldap.active_directory import parse_cookie
 from profile_sync.sync.connector_space import attr_column, build_connector_space
 from profile_sync.sync.scope import apply_scope, evaluate_filter
 
+from tests.helpers.delta import NO_LIMITS, assert_same, snapshot
 from tests.helpers.ldap import LdapSyncHarness, by_dn, object_sid, reader, samba_info, samba_tool
 from tests.servers.fixtures import SERVICE_ACCOUNT, SERVICE_PASSWORD
 from tests.servers.range_proxy import RangeLimitProxy
@@ -216,6 +217,24 @@ def test_usn_changed_delta_sees_changes_and_tombstones(samba_dc_fresh):
     assert delta.deleted_anchors == [deleted]  # tombstones through the show-deleted control
     assert delta.watermark["highest_usn"] > watermark["highest_usn"]
     assert r.read_delta(frozenset(r.directory.attributes), delta.watermark).entries == []
+
+
+def test_deleting_a_manager_clears_the_manager_of_the_reports_in_incremental_runs_too(samba_dc_fresh, tmp_path):
+    """AD drops the deleted person from ``manager`` of the reports and ``member`` of the groups without a USN
+    change or DirSync entry. The delta re-reads the objects that named the deleted DN (regression: the
+    reports were not recomputed and kept the deleted manager in incremental runs only)."""
+    dc = samba_dc_fresh
+    directory = {"name": "contoso", "preset": AD, "containers": [PEOPLE, GROUPS]}
+    inc = LdapSyncHarness(tmp_path / "inc", samba_info(dc), directory, gates=NO_LIMITS)
+    full = LdapSyncHarness(tmp_path / "full", samba_info(dc), directory, gates=NO_LIMITS)
+    inc.sync()
+    full.sync()
+    assert dc.connect().delete(f"CN=User 0001,{PEOPLE}")  # manages User 0006..0010, in both groups
+    out = inc.sync("incremental")
+    full.sync()
+    assert out["import_directory[contoso]"]["delta_read"] and out["import_directory[contoso]"]["delta_rereads"] == 7
+    assert inc.sql("SELECT manager FROM user_profiles WHERE user_name = 'u0006@contoso.com'") == [(None,)]
+    assert_same(snapshot(inc), snapshot(full), "deleting a manager")
 
 
 # -- write-back ----------------------------------------------------------------------------------

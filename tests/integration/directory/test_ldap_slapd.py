@@ -11,6 +11,7 @@ from profile_sync.directory.entries import DeltaStateInvalid
 from profile_sync.directory.errors import DirectoryError, DirectoryUnavailableError
 from profile_sync.sync.connector_space import build_connector_space
 
+from tests.helpers.delta import NO_LIMITS, assert_same, snapshot
 from tests.helpers.ldap import LdapSyncHarness, by_dn, reader, slapd_info
 from tests.servers.fixtures import default_slapd_entries
 
@@ -186,6 +187,49 @@ def test_changed_scope_or_a_foreign_watermark_invalidates_it(slapd_server):
         narrower.read_delta(frozenset(narrower.directory.attributes), watermark)
     with pytest.raises(DeltaStateInvalid, match="active_directory"):
         narrower.read_delta(frozenset(), {"kind": "active_directory"})
+
+
+def test_a_delta_sees_the_dangling_references_a_full_read_sees_without_refint(slapd_fresh, tmp_path):
+    """slapd without refint keeps a deleted or renamed person's old DN in ``member`` and ``manager``: a full read
+    sees it unresolved, and resolving again when an object takes that DN. The delta re-reads the objects holding
+    such values instead of assuming the directory rewrote them (regression: a person re-created at the same DN
+    lost their memberships and reports in incremental runs only)."""
+    directory = {"name": "openldap", "preset": "inetorgperson", "containers": [PEOPLE, GROUPS]}
+    inc = LdapSyncHarness(tmp_path / "inc", slapd_info(slapd_fresh), directory, gates=NO_LIMITS)
+    full = LdapSyncHarness(tmp_path / "full", slapd_info(slapd_fresh), directory, gates=NO_LIMITS)
+
+    def both() -> dict:
+        out = inc.sync("incremental")
+        full.sync("full")
+        assert out["import_directory[openldap]"]["delta_read"] and out["synchronize"]["delta"]
+        assert_same(snapshot(inc), snapshot(full), "this step")
+        return out["import_directory[openldap]"]
+
+    def managers(h: LdapSyncHarness) -> list[tuple]:
+        return h.sql("SELECT user_name, manager FROM user_profiles WHERE user_name IN ('p0006', 'p0011') "
+                     "ORDER BY 1")
+
+    def groups_of(h: LdapSyncHarness, mail: str) -> list[tuple]:
+        return h.sql("SELECT g.name FROM group_memberships m JOIN user_groups g ON g.group_id = m.group_id "
+                     "JOIN user_profiles p ON p.profile_id = m.member_id WHERE p.work_email = ? AND "
+                     "p.state = 'active' ORDER BY 1", mail)
+
+    inc.sync("full")
+    full.sync("full")
+    conn = slapd_fresh.connect()
+    p0001 = f"uid=p0001,{PEOPLE}"  # manages p0006..p0010, member of both groups
+    assert conn.delete(p0001)
+    assert both()["delta_rereads"] == 7  # 5 reports and 2 groups still name the old DN
+    assert managers(inc)[0] == ("p0006", None)
+    assert conn.add(p0001, ["inetOrgPerson"], {"uid": "p0001", "cn": "Again", "sn": "Again",
+                                               "mail": "p0001@example.org"})  # a new entryUUID, the same DN
+    both()
+    assert managers(inc)[0] == ("p0006", "i:0#.f|membership|p0001@example.org")
+    assert groups_of(inc, "p0001@example.org") == [("everyone",), ("managers",)]
+    assert conn.modify_dn(f"uid=p0002,{PEOPLE}", "uid=p0002-renamed")
+    assert both()["delta_rereads"] == 7
+    assert managers(inc)[1] == ("p0011", None)  # still names uid=p0002: dangling, as a full read sees it
+    assert groups_of(inc, "p0002@example.org") == []
 
 
 # -- write-back ----------------------------------------------------------------------------------

@@ -21,15 +21,11 @@ import pytest
 from profile_sync.sample import generate, write_ldif
 from profile_sync.sample.model import Person
 
+from tests.helpers.delta import NO_LIMITS, assert_same, snapshot
 from tests.helpers.sync import SyncHarness
 
 STEPS = int(os.environ.get("PROFILE_SYNC_DELTA_STEPS", "12"))
 SCOPE = {"containers": ["DC=contoso,DC=com"], "excluded_containers": ["OU=Service Accounts,DC=contoso,DC=com"]}
-# Random changes to 60 people trip the blast-radius limits of the safety gate; this test is about
-# delta = full, so those limits are off (the structural checks of the gate still run).
-NO_LIMITS = {k: None for k in ("max_deletes", "max_delete_percent", "max_update_percent", "max_blank_percent",
-                               "max_shrink_percent", "min_reference_resolution_percent", "max_invalid_email_percent")}
-TIMESTAMPS = ["created_at", "updated_at", "marked_for_deletion_at"]
 IN_SCOPE_OUS = [("Sales", "Users"), ("Engineering", "Users"), ("Finance", "Users"), ("Legal", "Users")]
 
 
@@ -139,20 +135,6 @@ class Changes:
 
     KINDS = ["add", "modify", "rename", "move", "move_out_of_scope", "disable", "enable", "delete",
              "recreate_same_name", "manager", "membership", "join_and_leave"]
-
-
-def snapshot(h: SyncHarness) -> tuple[pd.DataFrame, pd.DataFrame, set]:
-    snap = h.store.read_all(timestamps=True)
-    people = snap.people.drop(columns=TIMESTAMPS).sort_values("profile_id").reset_index(drop=True)
-    groups = snap.groups.drop(columns=TIMESTAMPS).sort_values("group_id").reset_index(drop=True)
-    members = set(map(tuple, snap.memberships[["group_id", "member_type", "member_id"]].to_numpy()))
-    return people, groups, members
-
-
-def assert_same(a, b, label: str) -> None:  # noqa: ANN001
-    pd.testing.assert_frame_equal(a[0], b[0], check_dtype=False, obj=f"profiles after {label}")
-    pd.testing.assert_frame_equal(a[1], b[1], check_dtype=False, obj=f"groups after {label}")
-    assert a[2] == b[2], f"memberships differ after {label}: {sorted(a[2] ^ b[2])[:5]}"
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
