@@ -165,9 +165,10 @@ def stale_references(
     for column in member_columns:
         if column in kept.columns:
             lists = kept[column]
-            for idx in lists.index[lists.map(lambda v: isinstance(v, MULTI) and len(v) > 0)]:
-                if not hit[idx] and any(n in old for n in normalize_dns(list(lists[idx]))):
-                    hit[idx] = True
+            members = lists[lists.map(lambda v: isinstance(v, MULTI) and len(v) > 0)].map(list).explode()
+            if len(members):
+                norms = pd.Series(normalize_dns(members.tolist()), index=members.index, dtype=object)
+                hit.loc[norms.index[norms.isin(old)].unique()] = True
     return kept.loc[hit, "dn"].tolist()
 
 
