@@ -7,6 +7,7 @@ test``, CI) that is an error — the convention of tests/servers/fixtures.py.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,7 +32,7 @@ def chromedriver() -> Iterator[Chromedriver]:
 
 
 @pytest.fixture(scope="session")
-def airflow_ui(chromedriver: Chromedriver) -> Iterator[AirflowServer]:
+def airflow_ui() -> Iterator[AirflowServer]:
     """A running Airflow API server (UI + REST v2) with the project's DAGs serialized."""
     server: AirflowServer | None = None
     with _server_or_skip("Airflow API server"):
@@ -64,8 +65,8 @@ def pytest_runtest_makereport(item, call):
     """On a failed browser test, save a screenshot and say where (for CI logs)."""
     report = yield
     if report.when == "call" and report.failed and "browser" in getattr(item, "funcargs", {}):
-        shots = Path(item.config._tmp_path_factory.getbasetemp()) / "ui-screenshots"  # noqa: SLF001
-        shots.mkdir(parents=True, exist_ok=True)
+        shots = Path(tempfile.gettempdir()) / "profile-sync-ui-screenshots"
+        shots.mkdir(exist_ok=True)
         try:
             path = item.funcargs["browser"].screenshot(shots / f"{item.name}.png")
             report.sections.append(("ui screenshot", str(path)))
