@@ -70,9 +70,9 @@ class Chromedriver:
         self.process = ServerProcess(
             [driver, f"--port={self.port}", f"--allowed-ips={LOOPBACK}", "--log-level=WARNING"],
             log_path=self.workdir / "chromedriver.log",
-            # Chromium's crash database and caches go under HOME / XDG dirs: keep them in the temp dir.
+            # Chromium's crash database, caches and scratch dirs: all inside the temp dir.
             env={**os.environ, "HOME": str(self.workdir), "XDG_CONFIG_HOME": str(self.workdir / "config"),
-                 "XDG_CACHE_HOME": str(self.workdir / "cache")},
+                 "XDG_CACHE_HOME": str(self.workdir / "cache"), "TMPDIR": str(self.workdir)},
         )
         try:
             wait_until(self._ready, 20, "chromedriver /status", interval=0.1, alive=self.process.alive)
