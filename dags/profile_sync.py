@@ -68,7 +68,7 @@ def build_dag(kind: str) -> DAG:
                                                 "updates, blanking, shrink, references, e-mail syntax). Recorded in "
                                                 "the run history with your name and the reason; quarantine and "
                                                 "structural checks still apply."),
-            "override_reason": Param("", type="string", title="Override reason",
+            "override_reason": Param(None, type=["null", "string"], title="Override reason",
                                      description="Why the gates are overridden (required with Override safety gates)."),
         },
         doc_md=__doc__,

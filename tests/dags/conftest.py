@@ -8,9 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
-from tests.helpers.directory import USERS
+from tests.helpers.config import write_ldif_config
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -28,13 +27,6 @@ def airflow_db():
 @pytest.fixture
 def project_config(tmp_path, monkeypatch):
     """A configuration in ``tmp_path`` selected through PROFILE_SYNC_CONFIG."""
-    config = tmp_path / "profile_sync.yaml"
-    config.write_text(yaml.safe_dump({
-        "state_store": {"url": f"file://{tmp_path / 'state'}"},
-        "profile_store": {"url": f"sqlite:///{tmp_path / 'profiles.db'}"},
-        "directories": [{"name": "contoso", "type": "ldif", "path": str(tmp_path / "directory.ldif"),
-                         "containers": [USERS]}],
-        "lease": {"poke_seconds": 1, "wait_seconds": 30},
-    }))
+    config = write_ldif_config(tmp_path)
     monkeypatch.setenv("PROFILE_SYNC_CONFIG", str(config))
     return tmp_path
