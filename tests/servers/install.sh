@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Install the real servers the integration tests start as throwaway instances:
 # OpenLDAP (slapd), Samba AD DC, PostgreSQL, plus iproute2 (`ip netns`) for the
-# Samba network namespace, openssl (test CA), LDAP/SASL headers (python-ldap builds)
-# and Chromium + chromedriver for browser tests.
+# Samba network namespace, openssl (test CA), LDAP/SASL headers (python-ldap builds),
+# Chromium + chromedriver for browser tests, and djpeg (libjpeg-turbo-progs) to decode
+# the sample pictures.
 #
 # Idempotent and non-interactive: only missing packages are installed, and
 # `apt-get update` runs only when something has to be installed. No service is
@@ -27,6 +28,7 @@ PACKAGES=(
   iproute2 openssl
   libldap2-dev libsasl2-dev
   chromium chromium-driver
+  libjpeg-turbo-progs
 )
 
 missing=()

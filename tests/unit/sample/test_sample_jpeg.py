@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from profile_sync.sample import make_jpeg
+from tests.servers import require_servers
 
 
 def segments(data: bytes) -> tuple[list[int], bytes]:
@@ -52,8 +53,10 @@ def test_bad_levels_are_refused(levels: list[int]) -> None:
         make_jpeg(levels)
 
 
-@pytest.mark.skipif(shutil.which("djpeg") is None, reason="djpeg (libjpeg-turbo-progs) missing")
 def test_djpeg_decodes_the_expected_pixels(tmp_path: Path) -> None:
+    if shutil.which("djpeg") is None:
+        message = "djpeg missing: tests/servers/install.sh installs libjpeg-turbo-progs"
+        pytest.fail(message) if require_servers() else pytest.skip(message)
     levels = [0, 64, 200, 254, 128, 2, 250, 90]
     path = tmp_path / "photo.jpg"
     path.write_bytes(make_jpeg(levels, blocks_wide=4))
