@@ -12,7 +12,6 @@ import base64
 import contextlib
 import json
 import os
-import shutil
 import signal
 import urllib.error
 import urllib.request
@@ -22,12 +21,12 @@ from typing import Any, TypeVar
 
 from tests.servers._util import (
     LOOPBACK,
-    MissingBinaryError,
     ServerError,
     ServerProcess,
     free_port,
     make_temp_dir,
     remove_tree,
+    require_binary,
     wait_until,
 )
 
@@ -49,14 +48,7 @@ class WebDriverError(ServerError):
 
 def find_chromium() -> tuple[str, str]:
     """``(chromium, chromedriver)`` paths, or MissingBinaryError naming the Debian package."""
-    chromium = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
-    if chromium is None:
-        raise MissingBinaryError("chromium", "chromium")
-    driver = shutil.which("chromedriver") or (
-        "/usr/bin/chromedriver" if Path("/usr/bin/chromedriver").exists() else None)
-    if driver is None:
-        raise MissingBinaryError("chromedriver", "chromium-driver")
-    return chromium, driver
+    return require_binary("chromium", "chromium"), require_binary("chromedriver", "chromium-driver")
 
 
 class Chromedriver:
