@@ -6,19 +6,9 @@ import json
 
 import pytest
 
-from tests.helpers.directory import FakeDirectory
+from tests.helpers.directory import FakeDirectory, team
 
 pytestmark = pytest.mark.timeout(600)
-
-
-def _directory(n: int = 20) -> FakeDirectory:
-    d = FakeDirectory()
-    for i in range(1, n + 1):
-        d.person(i, f"Person {i}", upn=f"p{i}@contoso.com",
-                 manager=f"CN=Person {i // 2},OU=Users,DC=contoso,DC=com" if i > 1 else None,
-                 title=f"Title {i}")
-    d.group(1000, "Everyone", [f"CN=Person {i},OU=Users,DC=contoso,DC=com" for i in range(1, n + 1)])
-    return d
 
 
 def _history(tmp, run_id):
@@ -51,7 +41,7 @@ def _profiles(tmp):
 
 def test_full_twice_then_after_a_change(airflow_db, project_config):
     tmp = project_config
-    d = _directory()
+    d = team()
     d.write(tmp / "directory.ldif")
 
     first = _run("full")
@@ -85,7 +75,7 @@ def test_full_twice_then_after_a_change(airflow_db, project_config):
 
 def test_incremental_after_full_and_dry_run(airflow_db, project_config):
     tmp = project_config
-    _directory(5).write(tmp / "directory.ldif")
+    team(5).write(tmp / "directory.ldif")
     inc = _run("incremental")
     doc = _history(tmp, inc.run_id)
     assert inc.state == "success"
@@ -95,7 +85,7 @@ def test_incremental_after_full_and_dry_run(airflow_db, project_config):
     assert doc["mode"] == "incremental"
     assert _step(doc, "import_directory")["unchanged_source"] is True
 
-    d = _directory(6)
+    d = team(6)
     d.write(tmp / "directory.ldif")
     dry = _run("full", dry_run=True, mode="full")
     assert dry.state == "success"
@@ -105,7 +95,7 @@ def test_incremental_after_full_and_dry_run(airflow_db, project_config):
 
 def test_a_failed_gate_fails_the_run_and_writes_nothing(airflow_db, project_config):
     tmp = project_config
-    _directory(5).write(tmp / "directory.ldif")
+    team(5).write(tmp / "directory.ldif")
     assert _run("full").state == "success"
     before = _profiles(tmp)
     state_before = (tmp / "state" / "manifest.json").read_text()
@@ -133,7 +123,7 @@ def test_a_run_waits_for_the_lease_and_never_interleaves(airflow_db, project_con
     doc = yaml.safe_load(config.read_text())
     doc["lease"] = {"poke_seconds": 1, "wait_seconds": 3}
     config.write_text(yaml.safe_dump(doc))
-    _directory(3).write(tmp / "directory.ldif")
+    team(3).write(tmp / "directory.ldif")
     lease = Lease(tmp / "state", ttl_seconds=600)
     assert lease.try_acquire("another-run")
     blocked = _run("full")
@@ -153,7 +143,7 @@ def test_full_with_a_business_system_in_postgresql(airflow_db, project_config, p
     from sqlalchemy import create_engine, text
 
     tmp = project_config
-    _directory(4).write(tmp / "directory.ldif")
+    team(4).write(tmp / "directory.ldif")
     engine = create_engine(postgres_url)
     with engine.begin() as conn:
         conn.execute(text("CREATE SCHEMA hr"))

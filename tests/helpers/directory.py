@@ -71,3 +71,14 @@ class FakeDirectory:
                 writer.unparse(dn, {k: [v if isinstance(v, bytes) else str(v).encode("utf-8") for v in vals]
                                     for k, vals in record.items()})
         return path
+
+
+def team(n: int = 20) -> FakeDirectory:
+    """``n`` people (Person 1 … n, ``p<i>@contoso.com``, Person i reports to Person i // 2) and a group
+    ``Everyone`` holding them all: the small directory the DAG and UI tests run on."""
+    d = FakeDirectory()
+    for i in range(1, n + 1):
+        d.person(i, f"Person {i}", upn=f"p{i}@contoso.com",
+                 manager=f"CN=Person {i // 2},{USERS}" if i > 1 else None, title=f"Title {i}")
+    d.group(1000, "Everyone", [f"CN=Person {i},{USERS}" for i in range(1, n + 1)])
+    return d

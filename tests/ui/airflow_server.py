@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.helpers.config import write_ldif_config
-from tests.helpers.directory import USERS, FakeDirectory
+from tests.helpers.directory import team
 from tests.servers._util import (
     LOOPBACK,
     ServerError,
@@ -40,16 +40,6 @@ ROOT = Path(__file__).resolve().parents[2]
 DAG_IDS = ("profile_sync_full", "profile_sync_incremental")
 
 
-def _sample(path: Path, people: int = 5) -> None:
-    """A few people and a group, as tests/dags/test_dag_run.py builds them."""
-    d = FakeDirectory()
-    for i in range(1, people + 1):
-        d.person(i, f"Person {i}", upn=f"p{i}@contoso.com",
-                 manager=f"CN=Person 1,{USERS}" if i > 1 else None, title=f"Title {i}")
-    d.group(1000, "Everyone", [f"CN=Person {i},{USERS}" for i in range(1, people + 1)])
-    d.write(path)
-
-
 class AirflowServer:
     """``AirflowServer().start()`` → UI and REST API at ``.url``; ``close()`` always."""
 
@@ -65,7 +55,7 @@ class AirflowServer:
 
     def _environment(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
-        _sample(self.home / "directory.ldif")
+        team(5).write(self.home / "directory.ldif")
         env.update({
             "AIRFLOW_HOME": str(self.home),
             "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
