@@ -29,7 +29,7 @@ import os
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -39,6 +39,8 @@ from ._util import MissingBinaryError, ServerError, make_temp_dir, remove_tree, 
 from .postgres import PostgresServer
 from .samba import SambaDC
 from .slapd import SlapdServer
+
+S = TypeVar("S")
 
 SAMBA_REALM = "CONTOSO.COM"
 SAMBA_BASE_DN = "DC=contoso,DC=com"
@@ -61,6 +63,24 @@ def _server_or_skip(what: str) -> Iterator[None]:
         if require_servers():
             raise
         pytest.skip(f"{what} could not be started: {exc}")
+
+
+@contextlib.contextmanager
+def serve(what: str, make: Callable[[], S], prepare: Callable[[S], object] = lambda server: server.start(),
+          ) -> Iterator[S]:
+    """``make()`` a server and ``prepare`` it (seed, start) under :func:`_server_or_skip`; it is closed
+    when preparing fails and after use. For session fixtures: ``with serve(...) as server: yield server``."""
+    with _server_or_skip(what):
+        server = make()
+        try:
+            prepare(server)
+        except BaseException:
+            server.close()
+            raise
+    try:
+        yield server
+    finally:
+        server.close()
 
 
 # --------------------------------------------------------------------------- seed data
@@ -158,21 +178,13 @@ def samba_seed_entries() -> list[Entry]:
 @pytest.fixture(scope="session")
 def slapd_server(slapd_seed_entries: list[Entry]) -> Iterator[SlapdServer]:
     """A running slapd, loaded once; ``restore("seeded")`` puts the loaded state back."""
-    server: SlapdServer | None = None
-    with _server_or_skip("slapd (OpenLDAP)"):
-        server = SlapdServer(base_dn=SLAPD_BASE_DN)
-        try:
-            server.load_entries(slapd_seed_entries)
-            server.snapshot("seeded")
-            server.start()
-        except BaseException:
-            server.close()
-            raise
-    assert server is not None
-    try:
+    def prepare(server: SlapdServer) -> None:
+        server.load_entries(slapd_seed_entries)
+        server.snapshot("seeded")
+        server.start()
+
+    with serve("slapd (OpenLDAP)", lambda: SlapdServer(base_dn=SLAPD_BASE_DN), prepare) as server:
         yield server
-    finally:
-        server.close()
 
 
 @pytest.fixture
@@ -241,31 +253,27 @@ def _publish_template(dc: SambaDC, template: Path) -> None:
 @pytest.fixture(scope="session")
 def samba_dc(samba_seed_entries: list[Entry]) -> Iterator[SambaDC]:
     """A running Samba AD DC seeded once per session (snapshot "seeded")."""
-    dc: SambaDC | None = None
-    with _server_or_skip("Samba AD DC"):
+    ldif = entries_to_ldif(samba_seed_entries)
+    cache_root = os.environ.get(CACHE_ENV, "").strip()
+    template = Path(cache_root) / f"samba-{_samba_cache_key(ldif)}" if cache_root else None
+    cached = template is not None and (template / "private" / "sam.ldb").exists()
+
+    def make() -> SambaDC:
         if os.geteuid() != 0:
             raise ServerError("the Samba AD DC fixture needs root (ip netns)")
-        ldif = entries_to_ldif(samba_seed_entries)
-        cache_root = os.environ.get(CACHE_ENV, "").strip()
-        template = Path(cache_root) / f"samba-{_samba_cache_key(ldif)}" if cache_root else None
-        cached = template is not None and (template / "private" / "sam.ldb").exists()
-        dc = SambaDC(realm=SAMBA_REALM, template=template if cached else None)
-        try:
-            dc.provision()  # copies the cached template when there is one
-            if not cached:
-                dc.seed(samba_seed_entries)
-                if template is not None:
-                    _publish_template(dc, template)
-            dc.snapshot("seeded")
-            dc.start()
-        except BaseException:
-            dc.close()
-            raise
-    assert dc is not None
-    try:
+        return SambaDC(realm=SAMBA_REALM, template=template if cached else None)
+
+    def prepare(dc: SambaDC) -> None:
+        dc.provision()  # copies the cached template when there is one
+        if not cached:
+            dc.seed(samba_seed_entries)
+            if template is not None:
+                _publish_template(dc, template)
+        dc.snapshot("seeded")
+        dc.start()
+
+    with serve("Samba AD DC", make, prepare) as dc:
         yield dc
-    finally:
-        dc.close()
 
 
 @pytest.fixture
@@ -285,19 +293,8 @@ def samba_dc_fresh(samba_dc: SambaDC) -> Iterator[SambaDC]:
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
     """A running PostgreSQL with database ``profile_sync`` owned by a password user."""
-    server: PostgresServer | None = None
-    with _server_or_skip("PostgreSQL"):
-        server = PostgresServer()
-        try:
-            server.start()
-        except BaseException:
-            server.close()
-            raise
-    assert server is not None
-    try:
+    with serve("PostgreSQL", PostgresServer) as server:
         yield server
-    finally:
-        server.close()
 
 
 @pytest.fixture

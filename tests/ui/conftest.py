@@ -13,40 +13,27 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers.fixtures import _server_or_skip
+from tests.servers.fixtures import _server_or_skip, serve
 from tests.ui.airflow_server import AirflowServer
 from tests.ui.browser import Browser, Chromedriver, find_chromium
 
 
+def _chromedriver() -> Chromedriver:
+    find_chromium()  # before Airflow starts: a missing browser skips/fails at once
+    return Chromedriver()  # started (it closes itself when it does not come up)
+
+
 @pytest.fixture(scope="session")
 def chromedriver() -> Iterator[Chromedriver]:
-    driver: Chromedriver | None = None
-    with _server_or_skip("Chromium + chromedriver"):
-        find_chromium()  # before Airflow starts: a missing browser skips/fails at once
-        driver = Chromedriver()
-    assert driver is not None
-    try:
+    with serve("Chromium + chromedriver", _chromedriver, prepare=lambda driver: None) as driver:
         yield driver
-    finally:
-        driver.close()
 
 
 @pytest.fixture(scope="session")
 def airflow_ui() -> Iterator[AirflowServer]:
     """A running Airflow API server (UI + REST v2) with the project's DAGs serialized."""
-    server: AirflowServer | None = None
-    with _server_or_skip("Airflow API server"):
-        server = AirflowServer()
-        try:
-            server.start()
-        except BaseException:
-            server.close()
-            raise
-    assert server is not None
-    try:
+    with serve("Airflow API server", AirflowServer) as server:
         yield server
-    finally:
-        server.close()
 
 
 @pytest.fixture(scope="session")
