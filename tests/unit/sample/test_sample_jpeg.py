@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import struct
 import subprocess
 from pathlib import Path
@@ -10,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from profile_sync.sample import make_jpeg
-from tests.servers import require_servers
+from tests.servers._util import require_binary
+from tests.servers.fixtures import _server_or_skip
 
 
 def segments(data: bytes) -> tuple[list[int], bytes]:
@@ -54,13 +54,12 @@ def test_bad_levels_are_refused(levels: list[int]) -> None:
 
 
 def test_djpeg_decodes_the_expected_pixels(tmp_path: Path) -> None:
-    if shutil.which("djpeg") is None:
-        message = "djpeg missing: tests/servers/install.sh installs libjpeg-turbo-progs"
-        pytest.fail(message) if require_servers() else pytest.skip(message)
+    with _server_or_skip("djpeg"):
+        djpeg = require_binary("djpeg", "libjpeg-turbo-progs")
     levels = [0, 64, 200, 254, 128, 2, 250, 90]
     path = tmp_path / "photo.jpg"
     path.write_bytes(make_jpeg(levels, blocks_wide=4))
-    decoded = subprocess.run(["djpeg", "-pnm", str(path)], capture_output=True, timeout=30)
+    decoded = subprocess.run([djpeg, "-pnm", str(path)], capture_output=True, timeout=30)
     assert decoded.returncode == 0 and not decoded.stderr, decoded.stderr
     header, pixels = decoded.stdout.split(b"\n255\n", 1)
     assert header == b"P5\n32 16"

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import base64
 import io
-import shutil
 import subprocess
 from pathlib import Path
 
 import ldap.dn
 import ldif
 import pytest
-
-from tests.servers import require_servers
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -31,6 +28,8 @@ from profile_sync.sample import (
     write_ldif,
 )
 from profile_sync.sample.ldif_writer import BINARY_ATTRIBUTES
+from tests.servers._util import ServerError, require_binary
+from tests.servers.fixtures import _server_or_skip
 
 Records = list[tuple[str, dict[str, list[bytes]]]]
 
@@ -316,10 +315,10 @@ def test_rename_move_and_delete_are_reflected_in_references() -> None:
 def test_inetorgperson_file_loads_with_slapadd(tmp_path: Path) -> None:
     schema = Path("/etc/ldap/schema")
     modules = Path("/usr/lib/ldap")
-    if (shutil.which("slapadd") is None or not (schema / "inetorgperson.schema").exists()
-            or not any(modules.glob("back_mdb*"))):
-        message = "slapadd, the OpenLDAP schema or back_mdb missing: tests/servers/install.sh installs slapd"
-        pytest.fail(message) if require_servers() else pytest.skip(message)
+    with _server_or_skip("slapadd (OpenLDAP)"):
+        slapadd, slapcat = require_binary("slapadd", "slapd"), require_binary("slapcat", "slapd")
+        if not (schema / "inetorgperson.schema").exists() or not any(modules.glob("back_mdb*")):
+            raise ServerError(f"the OpenLDAP schema ({schema}) or back_mdb ({modules}) is missing: reinstall slapd")
     database = tmp_path / "db"
     database.mkdir()
     config = tmp_path / "slapd.conf"
@@ -332,10 +331,10 @@ def test_inetorgperson_file_loads_with_slapadd(tmp_path: Path) -> None:
     sample = generate(150, 15, seed=4)
     ldif_path = tmp_path / "sample.ldif"
     summary = write_ldif(sample, ldif_path, "inetorgperson", version_line=False)
-    added = subprocess.run(["slapadd", "-f", str(config), "-l", str(ldif_path)],
+    added = subprocess.run([slapadd, "-f", str(config), "-l", str(ldif_path)],
                            capture_output=True, text=True, timeout=60)
     assert added.returncode == 0, added.stderr
-    dumped = subprocess.run(["slapcat", "-f", str(config)], capture_output=True, timeout=60)
+    dumped = subprocess.run([slapcat, "-f", str(config)], capture_output=True, timeout=60)
     assert dumped.returncode == 0
     entries = [line for line in dumped.stdout.splitlines() if line.startswith(b"dn:")]
     assert len(entries) == summary.records
