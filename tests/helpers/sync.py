@@ -64,6 +64,18 @@ class SyncHarness:
                           project_root=self.tmp, requested_mode=mode, dry_run=dry_run,
                           resolve_connection=self.resolve_connection)
 
+    def inspector(self) -> RunContext:
+        """A context for reading the stores (the state store, the coordination tables); counts no run."""
+        return RunContext(run_id="inspect", settings=load_settings(self.config), project_root=self.tmp,
+                          resolve_connection=self.resolve_connection)
+
+    def last_run(self) -> dict | None:
+        """The run history document of the last run."""
+        return self.inspector().history.get(f"manual/test-run-{self.runs}")
+
+    def committed_manifest(self) -> dict:
+        return self.inspector().store.committed_manifest()
+
     def sync(self, directory: FakeDirectory | None = None, mode: str = "full", dry_run: bool = False) -> dict:
         if directory is not None:
             directory.write(self.ldif)

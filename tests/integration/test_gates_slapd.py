@@ -19,7 +19,6 @@ from profile_sync.config.loader import resolved_directories
 from profile_sync.errors import ValueErrorWithKnownValues
 from profile_sync.run.context import ConnectionInfo, RunContext
 from profile_sync.run.local import run_sync
-from profile_sync.state.history import RunHistory
 from tests.helpers.sync import SyncHarness
 
 BASE = "dc=example,dc=org"
@@ -78,11 +77,11 @@ def _context(h: SyncHarness, server, user: str = "sync", password: str = "sync-p
 
 
 def _state(h: SyncHarness) -> tuple:
-    return h.profiles().sort_index().to_dict("records"), (h.tmp / "state" / "manifest.json").read_text()
+    return h.profiles().sort_index().to_dict("records"), h.committed_manifest()
 
 
 def _failed_step(h: SyncHarness) -> str:
-    doc = RunHistory(h.tmp / "state").get(f"test-run-{h.runs}")
+    doc = h.last_run()
     assert doc["status"] == "failed"
     (step,) = [s["step"] for s in doc["steps"] if s["status"] == "failed"]
     return step

@@ -191,20 +191,28 @@ class DirectoryConnection(_Frozen):
         return self
 
 
+STATE_STORE_SCHEMES = ("file", "s3", "s3a", "gs", "gcs", "abfs", "abfss", "az", "memory")
+"""URL schemes of a state store: a folder, or an object store through fsspec."""
+
+
 class StateStoreSettings(_Frozen):
-    """Where connector spaces, the metaverse, watermarks and the run history live."""
+    """Where connector spaces, the metaverse and the watermarks live (the Parquet objects)."""
 
     url: str = "file://.local/state"
-    """``file://`` URL (relative paths are relative to the project root)."""
+    """``file://path`` (relative paths are relative to the project root), or an object store:
+    ``s3://bucket/prefix``, ``gs://bucket/prefix``, ``abfs://container/prefix``."""
+    conn_id: str | None = None
+    """The Airflow Connection with the object store's credentials (and endpoint), e.g. an ``aws`` Connection."""
 
     @field_validator("url")
     @classmethod
     def _scheme(cls, value: str) -> str:
-        if not value.startswith("file://"):
-            raise ValueError(
-                f"state store {value!r}: only file:// URLs are supported (the lease needs an atomic "
-                "create; object storage is not supported yet)"
-            )
+        scheme = value.split("://", 1)[0] if "://" in value else ""
+        if scheme not in STATE_STORE_SCHEMES:
+            raise ValueError(f"state store {value!r}: the URL must start with one of "
+                             f"{', '.join(s + '://' for s in STATE_STORE_SCHEMES)}")
+        if "@" in value.split("://", 1)[1].split("/", 1)[0]:
+            raise ValueError("state store URL must not hold credentials; use state_store.conn_id")
         return value
 
 
@@ -238,8 +246,9 @@ class ScheduleSettings(_Frozen):
 class LeaseSettings(_Frozen):
     """The lease that keeps two synchronizations from interleaving."""
 
-    ttl_seconds: int = Field(default=3600, ge=30)
-    """A lease not renewed for this long is considered abandoned (its worker died)."""
+    ttl_seconds: int = Field(default=60, ge=1)
+    """A running step renews the lease every ttl/4 seconds; a lease not renewed for this long belongs to a
+    dead holder — unless Airflow says the holder's run is still running (it is between two tasks)."""
     wait_seconds: int = Field(default=3600, ge=0)
     """How long a run waits for the lease before failing."""
     poke_seconds: int = Field(default=15, ge=1)

@@ -13,7 +13,7 @@ import io
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import pandas as pd
 from sqlalchemy import (
@@ -23,9 +23,7 @@ from sqlalchemy import (
     MetaData,
     Table,
     and_,
-    create_engine,
     delete,
-    event,
     func,
     insert,
     inspect,
@@ -34,8 +32,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
+from profile_sync import faults
 from profile_sync.config.properties import BUILTIN_PROPERTIES, PropertySpec
 from profile_sync.profile_store import changelog
+from profile_sync.profile_store.engine import make_engine  # noqa: F401  (re-exported: callers import it from here)
 from profile_sync.profile_store.errors import ProfileStoreError, ProfileStoreUnavailableError
 from profile_sync.profile_store.schema import PROPERTY_VALUES, build_metadata
 from profile_sync.sync.pending_exports import ACTIVE, MARKED, PendingExports
@@ -43,35 +43,6 @@ from profile_sync.sync.pending_exports import ACTIVE, MARKED, PendingExports
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
-
-
-_ENGINES: dict[str, Engine] = {}
-
-
-def make_engine(url: str) -> Engine:
-    """The SQLAlchemy engine of ``url``, one per URL and process (its pool is shared by every step).
-
-    SQLite gets WAL and a busy timeout; other databases get pre-ping, so a pooled
-    connection that died (a restarted server) is replaced instead of failing a step.
-    """
-    engine = _ENGINES.get(url)
-    if engine is None:
-        engine = _ENGINES[url] = _create_engine(url)
-    return engine
-
-
-def _create_engine(url: str) -> Engine:
-    if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 60})
-
-        @event.listens_for(engine, "connect")
-        def _pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.close()
-
-        return engine
-    return create_engine(url, pool_pre_ping=True)
 
 
 def _objects(frame: pd.DataFrame) -> pd.DataFrame:
@@ -217,6 +188,9 @@ class ProfileStore:
         self.changelog = changelog.changes_table(self.metadata)
         self.last_purged: list[str] = []
         """Profiles the last export purged (retention)."""
+        self.on_export: Callable[[Connection], None] | None = None
+        """Called inside every export transaction, just before it commits (the run's lease fence and export
+        marker: the profile store then records which run wrote it, atomically with what was written)."""
         self.values = self.metadata.tables[PROPERTY_VALUES]
         self.multi_valued = [name for name, spec in specs.items() if spec.multi_valued]
 
@@ -275,6 +249,16 @@ class ProfileStore:
             values = self.read_values(conn, self.multi_valued)
         return ProfileStoreSnapshot(people, groups, members, exists=True, seq=top,
                                     changed_people=frozenset(external), values=values)
+
+    def changed_people_since(self, seq: int) -> set[str]:
+        """Profiles the change log names after ``seq`` (empty when the store keeps no log)."""
+        if not self.exists():
+            return set()
+        with self.engine.connect() as conn:
+            if not changelog.has_triggers(conn):
+                return set()
+            changed, _ = changelog.changed_since(conn, self.changelog, seq)
+        return set(changed.get("user_profiles", set()))
 
     def _patch(self, conn: Connection, table: Table, key: str, base: pd.DataFrame, ids: set[str],
                actual: set[str] | None = None) -> pd.DataFrame:
@@ -363,6 +347,9 @@ class ProfileStore:
                 purged = self._purge(conn, now, retention_days)
                 written["purged"] = len(purged)
             written["schema_changes"] = len(added_columns)
+            faults.point("export_profile_store:inside")
+            if self.on_export is not None:
+                self.on_export(conn)
         self.last_purged = purged
         return written
 

@@ -76,8 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     print("Where to look:")
     print(f"  configuration:  {config_path()}")
     print(f"  profile store:  {url}")
-    print(f"  state store:    {ctx.store.root}  (manifest.json, objects/*.parquet)")
-    print(f"  run history:    {ctx.history.folder}/<run id>.json")
+    print(f"  state store:    {ctx.store.display}/objects/*.parquet  (connector spaces, metaverse)")
+    print("  run history, committed manifest, lease:  tables profile_sync_runs, profile_sync_run_steps,")
+    print("                  profile_sync_state, profile_sync_lease in the profile-store database")
     print(f"  Airflow logs:   {PROJECT_ROOT / '.local' / 'airflow' / 'logs'}  (and .local/logs/make-run-*.log)")
     print("  Airflow UI:     make ui")
     return 0 if all(d.get("status") == "success" for d in runs) else 1

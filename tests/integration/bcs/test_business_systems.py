@@ -16,7 +16,6 @@ from sqlalchemy import text
 
 from profile_sync.gates import GateFailedError
 from profile_sync.run.local import run_sync
-from profile_sync.state.history import RunHistory
 from tests.helpers.bcs import HrTable, statements_against
 from tests.helpers.directory import FakeDirectory
 from tests.helpers.sync import SyncHarness
@@ -70,7 +69,7 @@ def harness(tmp_path, profile_store_url, hr):
 
 
 def history(h: SyncHarness) -> dict:
-    return RunHistory(h.tmp / "state").get(f"test-run-{h.runs}")
+    return h.last_run()
 
 
 def record(doc: dict, step: str) -> dict:

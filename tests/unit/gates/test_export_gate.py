@@ -19,7 +19,6 @@ from profile_sync.gates import GateFailedError, GateOverride
 from profile_sync.gates.checks import CHECKS
 from profile_sync.gates.export_gate import GateInputs, evaluate_export_gate
 from profile_sync.profile_store.schema import property_specs
-from profile_sync.state.store import StateStore
 from profile_sync.sync.pending_exports import PendingExports
 from tests.helpers.directory import FakeDirectory
 from tests.helpers.sync import SyncHarness
@@ -69,7 +68,7 @@ def staged(tmp_path_factory):
 
 
 def inputs(h: SyncHarness, space=None, people=None) -> GateInputs:
-    store = StateStore(h.tmp / "state")
+    store = h.inspector().store
     read = store.read_committed_frame
     settings = load_settings(h.config)
     meta = store.committed_manifest()["values"]["pending/meta"]
@@ -96,7 +95,7 @@ def test_the_staged_frames_pass(staged):
 
 
 def test_duplicate_anchors_in_a_connector_space_stop_the_export_even_with_an_override(staged):
-    space = StateStore(staged.tmp / "state").read_committed_frame("cs/contoso")
+    space = staged.inspector().store.read_committed_frame("cs/contoso")
     twin = space.iloc[[0]].assign(dn="CN=Twin,OU=Users,DC=contoso,DC=com")
     report = evaluate_export_gate(inputs(staged, space=pd.concat([space, twin], ignore_index=True)), OVERRIDE)
     bad = _failed(report)["anchors_unique"]
@@ -108,7 +107,7 @@ def test_duplicate_anchors_in_a_connector_space_stop_the_export_even_with_an_ove
 
 
 def test_missing_anchors_stop_the_export(staged):
-    space = StateStore(staged.tmp / "state").read_committed_frame("cs/contoso")
+    space = staged.inspector().store.read_committed_frame("cs/contoso")
     space.loc[3, "anchor"] = None
     bad = _failed(evaluate_export_gate(inputs(staged, space=space)))["anchors_present"]
     assert bad.observed == {"objects": 12, "unexpected": 1}
@@ -117,7 +116,7 @@ def test_missing_anchors_stop_the_export(staged):
 
 def _adds(h: SyncHarness) -> pd.DataFrame:
     """The first run's pending adds, as a planner would hand them to a fresh profile store."""
-    return StateStore(h.tmp / "state").read_committed_frame("pending/people")
+    return h.inspector().store.read_committed_frame("pending/people")
 
 
 def test_duplicate_account_names_in_pending_exports_stop_the_export(staged):
@@ -141,7 +140,7 @@ def test_values_too_long_in_pending_exports_stop_the_export(staged):
 
 
 def test_an_override_only_covers_overridable_checks(staged):
-    space = StateStore(staged.tmp / "state").read_committed_frame("cs/contoso")
+    space = staged.inspector().store.read_committed_frame("cs/contoso")
     gone = space.assign(in_scope=[True] * 1 + [False] * (len(space) - 1))  # 11 of 12 people leave scope
     inp = inputs(staged, space=gone)
     report = evaluate_export_gate(GateInputs(**{**inp.__dict__, "baselines": {"contoso": 12}}), OVERRIDE)

@@ -5,13 +5,12 @@ from __future__ import annotations
 import pytest
 
 from profile_sync.profile_store.errors import ProfileStoreError
-from profile_sync.state.history import RunHistory
 from tests.helpers.directory import FakeDirectory
 from tests.helpers.sync import SyncHarness
 
 
 def _state(h: SyncHarness) -> tuple:
-    return h.profiles().sort_index().to_dict("records"), (h.tmp / "state" / "manifest.json").read_text()
+    return h.profiles().sort_index().to_dict("records"), h.committed_manifest()
 
 
 def test_an_export_the_database_refuses_writes_nothing(tmp_path, profile_store_url):
@@ -36,7 +35,7 @@ def test_an_export_the_database_refuses_writes_nothing(tmp_path, profile_store_u
         with pytest.raises(ProfileStoreError, match="refused the export \\(nothing was written\\).*HR approval"):
             h.sync(d)
         assert _state(h) == before  # neither the add of p6 nor anything else landed
-        doc = RunHistory(h.tmp / "state").get(f"test-run-{h.runs}")
+        doc = h.last_run()
         assert doc["status"] == "failed"
         assert [s["step"] for s in doc["steps"] if s["status"] == "failed"] == ["export_profile_store"]
     finally:

@@ -1,0 +1,42 @@
+"""SQLAlchemy engines for the profile store (and the coordination tables kept in its database)."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine, create_engine, event
+
+_ENGINES: dict[str, Engine] = {}
+
+
+def make_engine(url: str) -> Engine:
+    """The SQLAlchemy engine of ``url``, one per URL and process (its pool is shared by every step).
+
+    SQLite gets WAL, a busy timeout and real transactions (DDL inside a transaction commits or
+    rolls back with it); other databases get pre-ping, so a pooled connection that died (a
+    restarted server) is replaced instead of failing a step.
+    """
+    engine = _ENGINES.get(url)
+    if engine is None:
+        engine = _ENGINES[url] = _create_engine(url)
+    return engine
+
+
+def _create_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 60})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001
+            # Autocommit at the driver: SQLAlchemy emits BEGIN itself (below), so that a CREATE, ALTER or
+            # DROP issued first in a transaction belongs to it. Python 3.11's sqlite3 would otherwise run
+            # such DDL outside any transaction, and a killed export would leave it applied.
+            dbapi_conn.isolation_level = None
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn) -> None:  # noqa: ANN001
+            conn.exec_driver_sql("BEGIN")
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
