@@ -9,6 +9,7 @@ harness resolves, as the hook layer does in Airflow.
 from __future__ import annotations
 
 import functools
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from profile_sync.profile_store.schema import property_specs
 from profile_sync.profile_store.store import ProfileStore, make_engine
 from profile_sync.run.context import ConnectionInfo, RunContext
 from profile_sync.run.local import run_sync
+from profile_sync.state.errors import LeaseHeldError
 
 from tests.helpers.directory import USERS, FakeDirectory
 
@@ -76,10 +78,20 @@ class SyncHarness:
     def committed_manifest(self) -> dict:
         return self.inspector().store.committed_manifest()
 
-    def sync(self, directory: FakeDirectory | None = None, mode: str = "full", dry_run: bool = False) -> dict:
+    def sync(self, directory: FakeDirectory | None = None, mode: str = "full", dry_run: bool = False,
+             wait: float = 30.0) -> dict:
+        """One run; waits (up to ``wait`` s) while another run — a dead one, say — holds the lease."""
         if directory is not None:
             directory.write(self.ldif)
-        return run_sync(self.context(mode, dry_run))
+        ctx = self.context(mode, dry_run)
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                return run_sync(ctx)
+            except LeaseHeldError:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.2)
 
     @property
     def store(self) -> ProfileStore:

@@ -18,6 +18,7 @@ from sqlalchemy import Connection, Integer, and_, case, delete, select, update
 
 from profile_sync.bcs.synchronize import changed_flag
 from profile_sync.profile_store import changelog
+from profile_sync.profile_store.engine import begin_write
 from profile_sync.profile_store.store import ProfileStore, empty_values, export_errors, insert_frame
 from profile_sync.sync.pending_exports import ACTIVE
 
@@ -28,7 +29,7 @@ def apply_bcs_exports(store: ProfileStore, updates: pd.DataFrame, values: pd.Dat
                       multi: list[str], run_id: str | None) -> dict[str, int]:
     """Write ``updates`` (``profile_id``, ``changed``, single-valued properties) and ``values`` in one transaction."""
     now = datetime.now(timezone.utc)
-    with export_errors(), store.engine.begin() as conn:
+    with export_errors(), begin_write(store.engine) as conn:
         added = store.ensure_schema(conn, run_id)
         written = {"profiles_updated": 0, "values_removed": 0, "values_inserted": 0,
                    "schema_changes": len(added)}

@@ -2,9 +2,24 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, create_engine, event
+from contextlib import contextmanager
+from typing import Iterator
+
+from sqlalchemy import Connection, Engine, create_engine, event
 
 _ENGINES: dict[str, Engine] = {}
+_WRITE = "profile_sync_write"
+
+
+@contextmanager
+def begin_write(engine: Engine) -> Iterator[Connection]:
+    """A write transaction. On SQLite it takes the write lock at its start (``BEGIN IMMEDIATE``): a transaction
+    that reads and then writes would otherwise fail at once with "database is locked" when another process
+    wrote in between, instead of waiting its turn (SQLite cannot upgrade a stale read snapshot)."""
+    with engine.connect() as conn:
+        conn.execution_options(**{_WRITE: True})
+        with conn.begin():
+            yield conn
 
 
 def make_engine(url: str) -> Engine:
@@ -36,7 +51,7 @@ def _create_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _begin(conn) -> None:  # noqa: ANN001
-            conn.exec_driver_sql("BEGIN")
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITE) else "BEGIN")
 
         return engine
     return create_engine(url, pool_pre_ping=True)

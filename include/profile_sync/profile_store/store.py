@@ -35,7 +35,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from profile_sync import faults
 from profile_sync.config.properties import BUILTIN_PROPERTIES, PropertySpec
 from profile_sync.profile_store import changelog
-from profile_sync.profile_store.engine import make_engine  # noqa: F401  (re-exported: callers import it from here)
+from profile_sync.profile_store.engine import begin_write, make_engine  # noqa: F401  (make_engine re-exported)
 from profile_sync.profile_store.errors import ProfileStoreError, ProfileStoreUnavailableError
 from profile_sync.profile_store.schema import PROPERTY_VALUES, build_metadata
 from profile_sync.sync.pending_exports import ACTIVE, MARKED, PendingExports
@@ -336,7 +336,7 @@ class ProfileStore:
         ``read_upto``: change-log entries up to here were read by a committed run and are pruned.
         """
         now = _now()
-        with export_errors(), self.engine.begin() as conn:
+        with export_errors(), begin_write(self.engine) as conn:
             added_columns = self.ensure_schema(conn, run_id)
             if read_upto:
                 changelog.prune(conn, self.changelog, read_upto)

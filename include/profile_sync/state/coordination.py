@@ -43,7 +43,9 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+
+from profile_sync.profile_store.engine import begin_write
 
 from profile_sync.state.errors import LeaseLostError, StateConflictError, StateUnavailableError
 
@@ -146,9 +148,11 @@ class Coordination:
             return
         with self._translate():
             try:
-                METADATA.create_all(self.engine, checkfirst=True)
-            except IntegrityError:  # PostgreSQL: another process created a table at the same moment
-                METADATA.create_all(self.engine, checkfirst=True)
+                with begin_write(self.engine) as conn:
+                    METADATA.create_all(conn, checkfirst=True)
+            except (IntegrityError, ProgrammingError):  # PostgreSQL: another process created it at the same moment
+                with begin_write(self.engine) as conn:
+                    METADATA.create_all(conn, checkfirst=True)
         for table, row in ((LEASE, {"name": self.name, "expires_at": 0.0}),
                            (STATE, {"name": self.name, "version": 0, "manifest": dumps(EMPTY_MANIFEST)})):
             with self._translate():
@@ -156,7 +160,7 @@ class Coordination:
                     if conn.execute(select(table.c.name).where(table.c.name == self.name)).first() is not None:
                         continue
                 try:
-                    with self.engine.begin() as conn:
+                    with begin_write(self.engine) as conn:
                         conn.execute(insert(table).values(**row))
                 except IntegrityError:
                     pass  # another process created it first
@@ -172,7 +176,7 @@ class Coordination:
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
         self.ensure()
-        with self._translate(), self.engine.begin() as conn:
+        with self._translate(), begin_write(self.engine) as conn:
             yield conn
 
     @contextmanager
