@@ -43,6 +43,8 @@ class SyncHarness:
         if profile_store_url:
             self.connections["profile_store_db"] = profile_store_url
         self.runs = 0
+        self.resolve_filesystem = None
+        """(url, conn_id) → fsspec filesystem for an object-store state store (the Airflow hook in production)."""
         self.write_config(**overrides)
 
     def write_config(self, **overrides: Any) -> None:
@@ -50,7 +52,7 @@ class SyncHarness:
         directory.update(overrides.pop("directory", {}))
         store = {"conn_id": "profile_store_db"} if "profile_store_db" in self.connections else {"url": self.url}
         doc = {
-            "state_store": {"url": f"file://{self.tmp / 'state'}"},
+            "state_store": overrides.pop("state_store", {"url": f"file://{self.tmp / 'state'}"}),
             "profile_store": store,
             "directories": [directory],
             **overrides,
@@ -64,12 +66,12 @@ class SyncHarness:
         self.runs += 1
         return RunContext(run_id=f"test-run-{self.runs}", settings=load_settings(self.config),
                           project_root=self.tmp, requested_mode=mode, dry_run=dry_run,
-                          resolve_connection=self.resolve_connection)
+                          resolve_connection=self.resolve_connection, resolve_filesystem=self.resolve_filesystem)
 
     def inspector(self) -> RunContext:
         """A context for reading the stores (the state store, the coordination tables); counts no run."""
         return RunContext(run_id="inspect", settings=load_settings(self.config), project_root=self.tmp,
-                          resolve_connection=self.resolve_connection)
+                          resolve_connection=self.resolve_connection, resolve_filesystem=self.resolve_filesystem)
 
     def last_run(self) -> dict | None:
         """The run history document of the last run."""

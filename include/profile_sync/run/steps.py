@@ -326,6 +326,8 @@ def import_directory(ctx: RunContext, connection: str) -> Summary:
         "out_of_scope": int((~in_scope).sum()),
         "unchanged_source": reused,
         "delta_read": delta is not None,
+        "read": _how_read(watermark, reused, delta is not None),
+        **({"delta_note": watermark["note"]} if isinstance(watermark, dict) and watermark.get("note") else {}),
         **({"delta_entries": len(delta.entries),
             "delta_deletes": len(delta.deleted_anchors) + len(delta.deleted_dns),
             "delta_rereads": reread} if delta is not None else {}),
@@ -367,6 +369,20 @@ def _merge_delta(ctx: RunContext, d: ResolvedDirectory, delta,  # noqa: ANN001
 
 
 IMPORT_KEY = ["anchor", "row_hash", "in_scope", "object_type"]
+
+
+def _how_read(watermark: Any, reused: bool, delta: bool) -> str:
+    """How a directory was read, for the run history: the delta method, or why everything was read."""
+    if reused:
+        return "unchanged source (same file hash): not read"
+    if not delta:
+        return "full read"
+    kind = watermark.get("kind") if isinstance(watermark, dict) else None
+    if kind == "active_directory":
+        return "delta: DirSync" if watermark.get("method") == "dirsync" else "delta: uSNChanged"
+    if kind == "openldap":
+        return "delta: entryCSN + accesslog"
+    return "delta: changed file compared by row hashes"
 
 
 def _import_counts(previous: pd.DataFrame | None, space: pd.DataFrame) -> dict[str, int]:
