@@ -96,6 +96,10 @@ def build_dag(kind: str) -> DAG:
 
             with terminal_errors_fail():
                 summary = steps.start_run(run_context(get_current_context()))
+            if summary is not None and summary.get("skipped"):
+                from airflow.sdk.exceptions import AirflowSkipException
+
+                raise AirflowSkipException(summary["reason"])
             return PokeReturnValue(is_done=summary is not None, xcom_value=summary)
 
         @task(pool="default_pool", retries=2)

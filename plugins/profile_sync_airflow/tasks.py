@@ -35,6 +35,9 @@ def run_context(context: dict[str, Any]):  # noqa: ANN201
         override_reason=(params.get("override_reason") or "").strip() or None,
         triggering_user=getattr(dag_run, "triggering_user_name", None),
         resolve_filesystem=state_store_filesystem,
+        run_type=str(getattr(run_type, "value", run_type)) if run_type is not None else None,
+        logical_date=getattr(dag_run, "logical_date", None),
+        data_interval_end=getattr(dag_run, "data_interval_end", None),
         is_run_active=_run_is_active(context.get("ti")),
     )
 

@@ -63,6 +63,8 @@ def read_business_system(ctx: RunContext, bs: BusinessSystem) -> SourceRows:
     """One bulk read of ``bs`` (the hook layer resolves ``conn_id`` to a URL with its password)."""
     if bs.type == "file":
         return read_file(bs, ctx.resolve_path(bs.path or ""))
+    if bs.query:  # a dated extract: the run's date in the query
+        bs = bs.model_copy(update={"query": ctx.render(bs.query)})
     return read_sql(bs, _url(ctx, bs))
 
 

@@ -9,7 +9,9 @@ working state is loaded from the state store when a step first asks for it.
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Literal
@@ -27,6 +29,9 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
 Mode = Literal["full", "incremental"]
+
+DATE_TEMPLATE = re.compile(r"\{\{\s*(ds|ds_nodash)\s*\}\}")
+"""A dated source names its data by the run's date: ``exports/{{ ds }}.ldif`` (Airflow's template names)."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,12 @@ class RunContext:
     """Whether another run (by run key) is still running — Airflow knows; None: only the lease's expiry tells."""
     part: str = "run"
     """The part of the run's working state this step writes (its name, and connection when mapped)."""
+    run_type: str | None = None
+    """How Airflow started the run: ``manual``, ``scheduled``, ``backfill``, ``asset_triggered`` (None: a script)."""
+    logical_date: datetime | None = None
+    """The run's logical date (None for a manual run without one)."""
+    data_interval_end: datetime | None = None
+    """The end of the run's data interval (None without one)."""
 
     @property
     def requested_by(self) -> str:
@@ -91,6 +102,16 @@ class RunContext:
     @property
     def run_key(self) -> str:
         return run_key(self.dag_id, self.run_id)
+
+    @property
+    def ds(self) -> str:
+        """The run's date (``YYYY-MM-DD``): its logical date, else the end of its data interval, else today (UTC)."""
+        when = self.logical_date or self.data_interval_end or datetime.now(timezone.utc)
+        return when.date().isoformat()
+
+    def render(self, text: str) -> str:
+        """``text`` with ``{{ ds }}`` and ``{{ ds_nodash }}`` replaced by the run's date (dated sources)."""
+        return DATE_TEMPLATE.sub(lambda m: self.ds if m.group(1) == "ds" else self.ds.replace("-", ""), text)
 
     def fresh(self, part: str = "run") -> "RunContext":
         """The same run as a new task sees it: nothing cached, everything re-read from the stores."""
@@ -147,5 +168,6 @@ class RunContext:
         return url
 
     def resolve_path(self, path: str) -> Path:
-        p = Path(path)
+        """A configured path (relative to the project root), its ``{{ ds }}`` rendered with the run's date."""
+        p = Path(self.render(path))
         return p if p.is_absolute() else self.project_root / p

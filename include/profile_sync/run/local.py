@@ -37,6 +37,8 @@ def run_sync(ctx: RunContext) -> dict[str, Any]:
         holder = ctx.fresh().lease.record() or {"owner": "?", "expires_at": "?"}
         raise LeaseHeldError(holder["owner"], holder["expires_at"])
     out: dict[str, Any] = {"start_run": started}
+    if started.get("skipped"):
+        return out
     try:
         for label, s, connection in step_calls(ctx):
             fn = plan.engine_function(s)

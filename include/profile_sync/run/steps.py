@@ -25,6 +25,7 @@ from profile_sync.gates.errors import GateFailedError
 from profile_sync.profile_store.schema import property_specs
 from profile_sync.profile_store.store import ProfileStore, make_engine
 from profile_sync.run.context import RunContext
+from profile_sync.run.dates import SOURCE_DATE, dated_connections
 from profile_sync.sync.attribute_flow import import_properties
 from profile_sync.sync.connector_space import HELD_COLUMNS, attr_column, build_connector_space
 from profile_sync.sync.delta import DELTA_KEY, DirtySet, apply_delta, compute_dirty_set, stale_references
@@ -156,6 +157,9 @@ def start_run(ctx: RunContext) -> Summary | None:
     ctx = ctx.fresh(part="start_run")
     override = check_override_request(ctx)  # an override without a reason fails before anything is read
     faults.point("step:start_run:before")
+    skipped = _skip(ctx)
+    if skipped is not None:
+        return skipped
     grant = ctx.lease.try_acquire(ctx.run_key)
     if not grant.acquired:
         _wait(ctx, grant.holder or {})
@@ -167,6 +171,7 @@ def start_run(ctx: RunContext) -> Summary | None:
     ctx.state.commit_step(base_version=ctx.store.committed_manifest()["version"])
     ctx.history.start(ctx.run_key, run_id=ctx.run_id, dag_id=ctx.dag_id, requested_mode=ctx.requested_mode,
                       mode=mode, full_reason=reason, dry_run=ctx.dry_run, triggered_by=ctx.triggered_by,
+                      run_type=ctx.run_type, ds=ctx.ds,
                       config_fingerprint=fingerprint(ctx.settings), override_requested=override,
                       status="running", started_at=_now(), finished_at=None, error=None,
                       abandoned_before=abandoned or None)
@@ -174,6 +179,19 @@ def start_run(ctx: RunContext) -> Summary | None:
     return {"run_id": ctx.run_id, "run_key": ctx.run_key, "mode": mode, "full_reason": reason,
             "dry_run": ctx.dry_run, "override_gates": ctx.override_gates, "abandoned": abandoned,
             "garbage_collected": collected}
+
+
+def _skip(ctx: RunContext) -> Summary | None:
+    """A run that must not synchronize (run/dates.py) is recorded as skipped, with the reason."""
+    from profile_sync.run.dates import skip_reason
+
+    reason = skip_reason(ctx)
+    if reason is None:
+        return None
+    ctx.history.start(ctx.run_key, run_id=ctx.run_id, dag_id=ctx.dag_id, requested_mode=ctx.requested_mode,
+                      triggered_by=ctx.triggered_by, run_type=ctx.run_type, ds=ctx.ds, status="skipped",
+                      started_at=_now(), finished_at=_now(), error=None, skipped_reason=reason)
+    return {"run_id": ctx.run_id, "run_key": ctx.run_key, "skipped": True, "reason": reason}
 
 
 def _wait(ctx: RunContext, holder: dict[str, Any]) -> None:
@@ -239,6 +257,8 @@ def finish_run(ctx: RunContext) -> Summary:
         ctx.history.finish(ctx.run_key, "success", profile_store=totals, state_version=version)
     else:
         ctx.state.set_value("config/fingerprint", fingerprint(ctx.settings))
+        if dated_connections(ctx.settings):
+            ctx.state.set_value(SOURCE_DATE, ctx.ds)
         ctx.state.commit_step()
         faults.point("promote:before_switch")
         version = ctx.store.promote(ctx.run_key, ctx.run_key, in_transaction=lambda conn, v: ctx.history.finish(
