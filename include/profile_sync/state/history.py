@@ -139,12 +139,18 @@ class RunHistory:
                            base={"run_key": run_key, "started_at": _now(), "overrides": []}, conn=conn)
 
     def runs(self, limit: int = 50) -> list[dict[str, Any]]:
-        """The newest ``limit`` run documents, newest first."""
+        """The newest ``limit`` run documents, newest first (two queries, whatever the limit)."""
         with self.coordination.reading() as conn:
-            keys = [r[0] for r in conn.execute(
-                select(RUNS.c.run_key).where(RUNS.c.name == self.name)
-                .order_by(RUNS.c.started_at.desc(), RUNS.c.run_key.desc()).limit(limit)).all()]
-        return [d for d in (self.get(k) for k in keys) if d is not None]
+            rows = conn.execute(select(RUNS.c.run_key, RUNS.c.document).where(RUNS.c.name == self.name)
+                                .order_by(RUNS.c.started_at.desc(), RUNS.c.run_key.desc()).limit(limit)).all()
+            records: dict[str, list[dict[str, Any]]] = {key: [] for key, _ in rows}
+            for i in range(0, len(rows), 500):
+                chunk = [key for key, _ in rows[i:i + 500]]
+                for key, record in conn.execute(
+                        select(STEPS.c.run_key, STEPS.c.record)
+                        .where(STEPS.c.name == self.name, STEPS.c.run_key.in_(chunk)).order_by(STEPS.c.attempt)):
+                    records[key].append(json.loads(record))
+        return [self._document(json.loads(doc), records[key]) for key, doc in rows]
 
     def open_runs(self) -> list[dict[str, Any]]:
         """Runs recorded as waiting or running."""
