@@ -339,7 +339,9 @@ def _fast_parse(data: bytes, attributes: frozenset[str] | None) -> list[Entry] |
             elif lead == b"<":
                 return None
             elif lead == b" ":
-                value = _text_value(value)
+                value = value[1:]
+                if value and value[0] in _MAYBE_SPACE:  # rare: strip as python-ldap does
+                    value = value.decode("utf-8").lstrip().encode("utf-8")
             got = attrs.get(key)
             if got is None:
                 attrs[key] = [value]
