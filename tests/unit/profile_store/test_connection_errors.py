@@ -71,3 +71,20 @@ def test_a_server_that_does_not_answer_is_transient(tmp_path, postgres_server):
     err, _ = _failure(h, ProfileStoreUnavailableError)
     assert not err.terminal  # Airflow retries the step
     assert "did not answer" in str(err) and postgres_server.password not in str(err)
+
+
+def test_the_make_run_report_names_the_profile_store_without_its_password(tmp_path, postgres_url,
+                                                                         postgres_server, monkeypatch, capsys):
+    """``make run`` prints where everything is: the profile store from its Connection, password masked."""
+    from profile_sync.run import report
+
+    s = postgres_server
+    monkeypatch.setenv("AIRFLOW_CONN_PROFILE_STORE_DB", json.dumps({
+        "conn_type": "postgres", "host": s.host, "port": s.port, "login": s.user, "password": s.password,
+        "schema": s.database}))
+    h = SyncHarness(tmp_path, profile_store_url=postgres_url)
+    monkeypatch.setenv("PROFILE_SYNC_CONFIG", str(h.config))
+    assert report.main(["--runs", "1"]) == 0
+    out = capsys.readouterr().out
+    assert f"profile store:  postgres://{s.user}:***@{s.host}:{s.port}/{s.database}" in out
+    assert s.password not in out
