@@ -197,7 +197,9 @@ class LdapClient:
         if code in _TRANSIENT_RESULTS:
             raise self._unavailable(f"could not complete {what}", text)
         if code == 32:
-            raise self._error(f"{what}: {base!r} does not exist ({text})", dn=base)
+            who = f"the account {self.settings.bind_dn!r}" if self.settings.bind_dn else "an anonymous bind"
+            raise self._error(f"{what}: {base!r} does not exist, or {who} may not see it ({text}) — check the "
+                              "container in the configuration and the account's read rights", dn=base)
         if code == 4:
             raise self._error(f"{what} stopped at the server's size limit ({text}); an incomplete read is never "
                               "imported — raise the limit for this account or lower 'page_size'", dn=base)
