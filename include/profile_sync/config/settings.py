@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from profile_sync.config.business_systems import BusinessSystem
 from profile_sync.config.names import NAME_RE, check_connection_name
-from profile_sync.config.urls import has_password
+from profile_sync.config.urls import has_password, mask_url
 
 Transform = Literal[
     "copy",
@@ -203,7 +203,7 @@ class StateStoreSettings(_Frozen):
     def _scheme(cls, value: str) -> str:
         if not value.startswith("file://"):
             raise ValueError(
-                f"state store {value!r}: only file:// URLs are supported (the lease needs an atomic "
+                f"state store {mask_url(value)!r}: only file:// URLs are supported (the lease needs an atomic "
                 "create; object storage is not supported yet)"
             )
         return value
