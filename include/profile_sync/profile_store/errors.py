@@ -41,8 +41,11 @@ _TERMINAL: list[tuple[re.Pattern[str], str]] = [
      "the TLS settings do not match the server ({detail}): fix sslmode in the Connection's extras"),
     (re.compile(r"unable to open database file", re.I),
      "the SQLite file cannot be opened ({detail}): does its folder exist, and may this user write there?"),
-    (re.compile(r"attempt to write a readonly database|permission denied", re.I),
-     "the database refuses to write ({detail}): give the user write access"),
+    (re.compile(r"attempt to write a readonly database", re.I),
+     "the SQLite file is read-only ({detail}): let this user write the file and its folder"),
+    (re.compile(r"permission denied|must be owner of|42501", re.I),
+     "the database user lacks a privilege ({detail}): grant it (Profile Sync reads, writes and, on the first "
+     "export or a new custom property, creates and alters its tables)"),
 ]
 _TRANSIENT = re.compile(
     r"could not connect|connection refused|timeout expired|timed out|server closed the connection|"
