@@ -88,3 +88,13 @@ def test_the_make_run_report_names_the_profile_store_without_its_password(tmp_pa
     out = capsys.readouterr().out
     assert f"profile store:  postgres://{s.user}:***@{s.host}:{s.port}/{s.database}" in out
     assert s.password not in out
+
+
+@pytest.mark.parametrize("url", ["postgresql+nodriver://u:Sekrit-1@db/p", "mysqlx://u:Sekrit-1@db/p"])
+def test_a_url_sqlalchemy_cannot_load_is_terminal_and_hides_the_password(url):
+    from profile_sync.profile_store.store import make_engine
+
+    with pytest.raises(ProfileStoreError) as err:
+        make_engine(url)
+    assert "the URL cannot be used" in str(err.value) and "u:***@db" in str(err.value)
+    assert "Sekrit-1" not in str(err.value)
