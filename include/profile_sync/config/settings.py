@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from profile_sync.config.business_systems import BusinessSystem
 from profile_sync.config.names import NAME_RE, check_connection_name
+from profile_sync.config.urls import has_password, mask_url
 
 Transform = Literal[
     "copy",
@@ -209,7 +210,7 @@ class StateStoreSettings(_Frozen):
     def _scheme(cls, value: str) -> str:
         scheme = value.split("://", 1)[0] if "://" in value else ""
         if scheme not in STATE_STORE_SCHEMES:
-            raise ValueError(f"state store {value!r}: the URL must start with one of "
+            raise ValueError(f"state store {mask_url(value)!r}: the URL must start with one of "
                              f"{', '.join(s + '://' for s in STATE_STORE_SCHEMES)}")
         if "@" in value.split("://", 1)[1].split("/", 1)[0]:
             raise ValueError("state store URL must not hold credentials; use state_store.conn_id")
@@ -220,9 +221,18 @@ class ProfileStoreSettings(_Frozen):
     """The SQL profile store."""
 
     url: str | None = "sqlite:///.local/profiles.db"
-    """SQLAlchemy URL without secrets (relative SQLite paths are relative to the project root)."""
+    """SQLAlchemy URL without a password (refused if it holds one; relative SQLite paths are relative to the
+    project root). ``postgres://`` (Airflow's spelling) is accepted."""
     conn_id: str | None = None
     """Airflow Connection id; when set it wins over ``url`` (the password comes from the Connection)."""
+
+    @field_validator("url")
+    @classmethod
+    def _no_password(cls, value: str | None) -> str | None:
+        if value and has_password(value):
+            raise ValueError("the URL holds a password: put the URL in an Airflow Connection (for example "
+                             "AIRFLOW_CONN_PROFILE_STORE_DB) and set profile_store.conn_id instead")
+        return value
 
 
 class DeletionSettings(_Frozen):

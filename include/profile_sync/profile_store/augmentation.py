@@ -29,7 +29,7 @@ def apply_bcs_exports(store: ProfileStore, updates: pd.DataFrame, values: pd.Dat
                       multi: list[str], run_id: str | None) -> dict[str, int]:
     """Write ``updates`` (``profile_id``, ``changed``, single-valued properties) and ``values`` in one transaction."""
     now = datetime.now(timezone.utc)
-    with export_errors(), begin_write(store.engine) as conn:
+    with export_errors(store.url), begin_write(store.engine) as conn:
         added = store.ensure_schema(conn, run_id)
         written = {"profiles_updated": 0, "values_removed": 0, "values_inserted": 0,
                    "schema_changes": len(added)}
@@ -78,7 +78,7 @@ def read_bcs_properties(store: ProfileStore, single: list[str], multi: list[str]
     """The confirming import: ``profile_id``, ``state`` and the ``single`` properties of every profile (one
     SELECT), and the values of the ``multi`` properties (one SELECT)."""
     p = store.profiles
-    with store.engine.connect() as conn:
+    with store.reading(), store.engine.connect() as conn:
         rows = conn.execute(select(p.c.profile_id, p.c.state, *[p.c[c] for c in single])).fetchall()
         people = pd.DataFrame([tuple(r) for r in rows], columns=["profile_id", "state", *single], dtype=object)
         values = store.read_values(conn, multi) if multi else empty_values()

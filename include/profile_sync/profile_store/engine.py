@@ -6,6 +6,7 @@ from contextlib import contextmanager
 from typing import Iterator
 
 from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.exc import SQLAlchemyError
 
 _ENGINES: dict[str, Engine] = {}
 _WRITE = "profile_sync_write"
@@ -29,9 +30,20 @@ def make_engine(url: str) -> Engine:
     rolls back with it); other databases get pre-ping, so a pooled connection that died (a
     restarted server) is replaced instead of failing a step.
     """
+    from profile_sync.config.urls import mask_url, sqlalchemy_url
+    from profile_sync.profile_store.errors import ProfileStoreError
+
+    url = sqlalchemy_url(url)  # Airflow's postgres:// (a Connection made in its UI) → postgresql+psycopg2://
     engine = _ENGINES.get(url)
     if engine is None:
-        engine = _ENGINES[url] = _create_engine(url)
+        try:
+            engine = _create_engine(url)
+        except (SQLAlchemyError, ValueError, ImportError) as exc:
+            raise ProfileStoreError(
+                f"profile store {mask_url(url)}: the URL cannot be used ({exc}); write a SQLAlchemy URL such as "
+                "postgresql+psycopg2://user@host:5432/profiles (the password in the Airflow Connection) or "
+                "sqlite:///path/to/profiles.db") from None
+        _ENGINES[url] = engine
     return engine
 
 

@@ -10,10 +10,9 @@ transaction rolls back and the profile store is exactly as it was.
 from __future__ import annotations
 
 import io
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import pandas as pd
 from sqlalchemy import (
@@ -30,13 +29,12 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from profile_sync import faults
 from profile_sync.config.properties import BUILTIN_PROPERTIES, PropertySpec
 from profile_sync.profile_store import changelog
 from profile_sync.profile_store.engine import begin_write, make_engine  # noqa: F401  (make_engine re-exported)
-from profile_sync.profile_store.errors import ProfileStoreError, ProfileStoreUnavailableError
+from profile_sync.profile_store.errors import profile_store_errors
 from profile_sync.profile_store.schema import PROPERTY_VALUES, build_metadata
 from profile_sync.sync.pending_exports import ACTIVE, MARKED, PendingExports
 
@@ -165,17 +163,9 @@ def empty_values() -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype="int64" if c == "position" else object) for c in VALUE_COLUMNS})
 
 
-@contextmanager
-def export_errors() -> Iterator[None]:
+def export_errors(url: str | None = None):  # noqa: ANN201
     """Translate a failed export transaction (rolled back) into the profile store's errors."""
-    try:
-        yield
-    except IntegrityError as exc:
-        raise ProfileStoreError(f"the profile store refused the export (nothing was written): {exc.orig}") from exc
-    except OperationalError as exc:
-        raise ProfileStoreUnavailableError(f"profile store unavailable (nothing was written): {exc.orig}") from exc
-    except DBAPIError as exc:
-        raise ProfileStoreError(f"the profile store refused the export (nothing was written): {exc.orig}") from exc
+    return profile_store_errors(url, "the export", nothing_written=True)
 
 
 class ProfileStore:
@@ -194,12 +184,19 @@ class ProfileStore:
         self.values = self.metadata.tables[PROPERTY_VALUES]
         self.multi_valued = [name for name, spec in specs.items() if spec.multi_valued]
 
+    @property
+    def url(self) -> str:
+        """The engine's URL with its password (for masking it in messages; never shown as is)."""
+        return self.engine.url.render_as_string(hide_password=False)
+
+    def reading(self):  # noqa: ANN201
+        """Database errors of a read, as the profile store's errors (terminal or transient, what to fix)."""
+        return profile_store_errors(self.url, "the read")
+
     # -- full import ------------------------------------------------------------------
     def exists(self) -> bool:
-        try:
+        with self.reading():
             return inspect(self.engine).has_table("user_profiles")
-        except OperationalError as exc:
-            raise ProfileStoreUnavailableError(f"profile store unreachable: {exc.orig}") from exc
 
     def read_all(self, timestamps: bool = False) -> ProfileStoreSnapshot:
         """Every profile, group and membership, one SELECT per table.
@@ -211,7 +208,7 @@ class ProfileStore:
         if not self.exists():
             return ProfileStoreSnapshot(self._empty(self.profiles, skip), self._empty(self.groups, skip),
                                         self._empty(self.memberships, skip), exists=False)
-        with self.engine.connect() as conn:
+        with self.reading(), self.engine.connect() as conn:
             # The change-log position first: a change made while reading is read again next time.
             seq = changelog.latest_seq(conn, self.changelog) if changelog.has_triggers(conn) else None
             actual = {c["name"] for c in inspect(conn).get_columns("user_profiles")}
@@ -231,7 +228,7 @@ class ProfileStore:
         """
         if base.seq is None or not self.exists():
             return None
-        with self.engine.connect() as conn:
+        with self.reading(), self.engine.connect() as conn:
             if not changelog.has_triggers(conn):
                 return None
             changed, top = changelog.changed_since(conn, self.changelog, base.seq)
@@ -336,7 +333,7 @@ class ProfileStore:
         ``read_upto``: change-log entries up to here were read by a committed run and are pruned.
         """
         now = _now()
-        with export_errors(), begin_write(self.engine) as conn:
+        with export_errors(self.url), begin_write(self.engine) as conn:
             added_columns = self.ensure_schema(conn, run_id)
             if read_upto:
                 changelog.prune(conn, self.changelog, read_upto)
@@ -445,7 +442,7 @@ class ProfileStore:
         if not self.exists():
             return {"people": 0, "marked_for_deletion": 0, "groups": 0, "memberships": 0}
         p, g, m = self.profiles, self.groups, self.memberships
-        with self.engine.connect() as conn:
+        with self.reading(), self.engine.connect() as conn:
             by_state = dict(conn.execute(select(p.c.state, func.count()).group_by(p.c.state)).all())
             groups = conn.execute(select(func.count()).select_from(g).where(g.c.state == ACTIVE)).scalar_one()
             members = conn.execute(select(func.count()).select_from(m)).scalar_one()

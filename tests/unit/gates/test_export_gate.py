@@ -94,6 +94,18 @@ def test_the_staged_frames_pass(staged):
     assert set(report.timings) == {"gx_import_s", "gx_validate_s", "metrics_s", "total_s"}
 
 
+def test_the_report_carries_what_its_runner_measured(staged):
+    from profile_sync.gates.expectations import GxRunner
+
+    runner = GxRunner(5)
+    report = evaluate_export_gate(inputs(staged), runner=runner)
+    t = report.timings
+    assert t["gx_import_s"] == round(runner.import_seconds, 3)
+    assert t["gx_validate_s"] == round(runner.validate_seconds, 3) and runner.validate_seconds > 0
+    # The whole is measured around its parts (each rounded to 1 ms).
+    assert t["total_s"] + 0.002 >= t["gx_validate_s"] + t["metrics_s"]
+
+
 def test_duplicate_anchors_in_a_connector_space_stop_the_export_even_with_an_override(staged):
     space = staged.inspector().store.read_committed_frame("cs/contoso")
     twin = space.iloc[[0]].assign(dn="CN=Twin,OU=Users,DC=contoso,DC=com")
