@@ -43,11 +43,11 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+from sqlalchemy.exc import IntegrityError, ProgrammingError
 
 from profile_sync.profile_store.engine import begin_write
 
-from profile_sync.state.errors import LeaseLostError, StateConflictError, StateUnavailableError
+from profile_sync.state.errors import LeaseLostError, StateConflictError
 
 METADATA = MetaData()
 
@@ -168,10 +168,13 @@ class Coordination:
 
     @contextmanager
     def _translate(self) -> Iterator[None]:
-        try:
+        """Database errors as the profile store's errors (it is the same database): a refused login is terminal
+        and says what to fix; a server that does not answer, or SQLite busy, is transient."""
+        from profile_sync.profile_store.errors import profile_store_errors
+
+        with profile_store_errors(self.engine.url.render_as_string(hide_password=True),
+                                  "the coordination tables (lease, state, run history)"):
             yield
-        except OperationalError as exc:
-            raise StateUnavailableError(f"coordination database unavailable: {exc.orig}") from exc
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
