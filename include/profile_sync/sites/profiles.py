@@ -9,17 +9,24 @@ Every change to ``user_profiles`` leaves one of two marks:
   the change log's triggers in ``profile_store_changes`` (``profile_store/changelog.py``).
 
 So the profile-store part of a site's watermark is a :class:`ProfilePosition`: the
-highest ``updated_at`` and the highest change-log ``seq`` the site has seen. The
-profiles changed since are the union of both (``changed_since``). The sync prunes
-change-log entries every run has read; when entries after the site's ``seq`` are
-gone (the site was down for a while), the push must be a full one
-(``ChangedProfiles.pruned``).
+highest change-log ``seq`` the site has read, the highest ``updated_at`` it has
+seen, and the *export batches* near that top — each distinct ``updated_at`` value
+of the last ``UPDATED_AT_OVERLAP_SECONDS`` with its row count (an export stamps
+all its rows with one time). ``changed_since`` reads the profiles logged since the
+``seq``, and the profiles of every batch in that window the site has not seen, or
+that has grown since: newer exports, and an export stamped a little in the past
+by a worker whose clock is behind — without re-reading the batches it has seen.
+Counting the batches is one ``GROUP BY`` over the window; no profile is read twice.
+
+The synchronization prunes change-log entries every run has read; when entries
+after the site's ``seq`` are gone (the site was down for a while), the push must
+be a full one (``ChangedProfiles.pruned``).
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable
 
@@ -44,15 +51,19 @@ class ProfilePosition:
     """The highest ``user_profiles.updated_at`` seen (ISO 8601, UTC); None: no profile had one."""
     change_seq: int | None = None
     """The highest change-log ``seq`` read; None: the profile store keeps no change log."""
+    batches: dict[str, int] = field(default_factory=dict)
+    """``updated_at`` (ISO 8601, UTC) → profiles stamped with it, for the batches of the last
+    ``UPDATED_AT_OVERLAP_SECONDS`` up to ``updated_at``."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"updated_at": self.updated_at, "change_seq": self.change_seq}
+        return {"updated_at": self.updated_at, "change_seq": self.change_seq, "batches": dict(self.batches)}
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any] | None) -> "ProfilePosition":
         doc = doc or {}
         seq = doc.get("change_seq")
-        return cls(doc.get("updated_at"), int(seq) if seq is not None else None)
+        return cls(doc.get("updated_at"), int(seq) if seq is not None else None,
+                   {str(k): int(v) for k, v in (doc.get("batches") or {}).items()})
 
 
 @dataclass(frozen=True)
@@ -101,8 +112,31 @@ def _iso(value: datetime | None) -> str | None:
 def current_position(conn: Connection) -> ProfilePosition:
     """The store's position now (the log first: a change made meanwhile is read again next time)."""
     seq = changelog.latest_seq(conn, CHANGES) if changelog.has_triggers(conn) else None
-    top = conn.execute(select(func.max(PROFILES.c.updated_at))).scalar()
-    return ProfilePosition(_iso(top), seq)
+    top = _utc(conn.execute(select(func.max(PROFILES.c.updated_at))).scalar())
+    return ProfilePosition(_iso(top), seq, _batches(conn, top) if top is not None else {})
+
+
+def _window(top: datetime) -> datetime:
+    return top - timedelta(seconds=UPDATED_AT_OVERLAP_SECONDS)
+
+
+def _groups(conn: Connection, since: datetime | None) -> dict[datetime, int]:
+    """Distinct ``updated_at`` values (UTC) after ``since`` (all: None) and their row counts."""
+    p = PROFILES
+    query = select(p.c.updated_at, func.count()).where(p.c.updated_at.is_not(None)).group_by(p.c.updated_at)
+    if since is not None:
+        query = query.where(p.c.updated_at > since)
+    return {_utc(ts): int(n) for ts, n in conn.execute(query)}
+
+
+def _batches(conn: Connection, top: datetime) -> dict[str, int]:
+    groups = _groups(conn, _window(top))
+    newest = sorted(groups, reverse=True)[:MAX_BATCHES]
+    return {_iso(ts): groups[ts] for ts in newest}
+
+
+MAX_BATCHES = 1000
+"""Most batches a watermark keeps; older ones in the window count as unseen (read again: never missed)."""
 
 
 def _high_water(conn: Connection) -> int:
@@ -131,13 +165,13 @@ def _log_pruned_after(conn: Connection, since: int) -> bool:
 
 
 def changed_since(engine: Engine, since: ProfilePosition) -> ChangedProfiles:
-    """Profiles changed after ``since``: ``updated_at`` newer than it (less the overlap) or logged since."""
+    """Profiles changed after ``since``: logged since its ``seq``, or in a batch it has not seen whole."""
+    p = PROFILES
     with engine.connect() as conn:
-        logged = changelog.has_triggers(conn)
         ids: set[str] = set()
         pruned = False
         seq = None
-        if logged:
+        if changelog.has_triggers(conn):
             if since.change_seq is not None:
                 pruned = _log_pruned_after(conn, since.change_seq)
                 changed, seq = changelog.changed_since(conn, CHANGES, since.change_seq)
@@ -145,21 +179,19 @@ def changed_since(engine: Engine, since: ProfilePosition) -> ChangedProfiles:
             else:  # the log appeared since the last push: which of its entries are new is unknown
                 pruned = True
                 seq = changelog.latest_seq(conn, CHANGES)
-        top = conn.execute(select(func.max(PROFILES.c.updated_at))).scalar()
-        p = PROFILES
-        query = select(p.c.profile_id)
-        if since.updated_at is not None:
-            cut = datetime.fromisoformat(since.updated_at) - timedelta(seconds=UPDATED_AT_OVERLAP_SECONDS)
-            query = query.where(p.c.updated_at >= cut)
-        else:
-            query = query.where(p.c.updated_at.is_not(None))
-        ids |= {r[0] for r in conn.execute(query)}
+        old_top = datetime.fromisoformat(since.updated_at) if since.updated_at else None
+        groups = _groups(conn, _window(old_top) if old_top is not None else None)
+        # A batch is new, or grew (rows stamped late); one that shrank only lost rows to newer batches.
+        unseen = [ts for ts, n in groups.items() if n > since.batches.get(_iso(ts), 0)]
+        if unseen:
+            # From the oldest unseen batch up (a millisecond early: text timestamps on SQLite compare as text).
+            start = min(unseen) - timedelta(milliseconds=1)
+            ids |= {r[0] for r in conn.execute(select(p.c.profile_id).where(p.c.updated_at >= start))}
+        top = max([*groups, *([old_top] if old_top is not None else [])], default=None)
+        batches = ({_iso(ts): n for ts, n in sorted(groups.items(), reverse=True)[:MAX_BATCHES]
+                    if ts > _window(top)} if top is not None else {})
         names = _names(conn, ids)
-    previous_top = datetime.fromisoformat(since.updated_at) if since.updated_at else None
-    top = _utc(top)
-    if previous_top is not None and (top is None or top < previous_top):
-        top = previous_top  # never backwards (a purge may remove the newest profiles)
-    return ChangedProfiles(frozenset(ids), frozenset(names), ProfilePosition(_iso(top), seq), pruned)
+    return ChangedProfiles(frozenset(ids), frozenset(names), ProfilePosition(_iso(top), seq, batches), pruned)
 
 
 def _chunks(values: Iterable[str]) -> Iterable[list[str]]:

@@ -76,11 +76,13 @@ class PushResult:
     watermark_after: dict[str, Any] | None
     """None when nothing was committed (dry run)."""
     rows_updated: int
+    columns_added: list[str] = field(default_factory=list)
+    """Columns the push added to the list (missing ones of the documented shape)."""
     timings: dict[str, float] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         return {"site": self.site, "mode": self.mode, "full_reason": self.full_reason, **self.stats,
-                "rows_updated": self.rows_updated, "samples": self.samples, "report": self.gate,
+                "rows_updated": self.rows_updated, "columns_added": self.columns_added, "samples": self.samples, "report": self.gate,
                 "watermark_before": self.watermark_before, "watermark_after": self.watermark_after,
                 "timings": self.timings}
 
@@ -163,17 +165,18 @@ def push_site(req: PushRequest) -> PushResult:
 
     after = {"version": WATERMARK_VERSION, "properties": list(SYNCED), "profile_store": store,
              "position": position.to_dict()}
-    updated = 0
+    updated, added = 0, []
     t1 = time.perf_counter()
     if not req.dry_run:
-        updated = write_push(site_engine, site, req.site.table, plan.writes, planned_from=state.watermark,
+        updated, added = write_push(site_engine, site, req.site.table, plan.writes, planned_from=state.watermark,
                              watermark=json.dumps(after, sort_keys=True), now=datetime.now(timezone.utc),
                              run_id=req.run_id, mode="full" if reason else "incremental")
     timings["write_s"] = round(time.perf_counter() - t1, 3)
     timings["total_s"] = round(time.perf_counter() - t0, 3)
     stats = {"listed": len(listed), **plan.stats}
+    stats["unchanged"] = stats["listed"] - stats["written"] - stats["unmatched"]  # those not looked at too
     return PushResult(site, "full" if reason else "incremental", reason, stats, plan.samples, report.to_dict(),
-                      before, None if req.dry_run else after, updated, timings)
+                      before, None if req.dry_run else after, updated, added, timings)
 
 
 __all__ = ["PushRequest", "PushResult", "push_site"]

@@ -141,14 +141,14 @@ def _ensure(conn: Connection, table: str) -> list[str]:
 
 
 def write_push(engine: Engine, site: str, table: str, writes: pd.DataFrame, *, planned_from: str | None,
-               watermark: str, now: datetime, run_id: str | None, mode: str) -> int:
+               watermark: str, now: datetime, run_id: str | None, mode: str) -> tuple[int, list[str]]:
     """Apply ``writes`` (``_site_key`` + the new ``ROW_COLUMNS`` but ``last_synced``) and move the watermark,
-    in one transaction. Returns the rows updated."""
+    in one transaction. Returns the rows updated and the list's columns added."""
     t = list_table(table)
     w = watermark_table(table)
     values = [c for c in ROW_COLUMNS if c != "last_synced"]
     with site_errors(site, "the push"), engine.begin() as conn:
-        _ensure(conn, table)
+        added = _ensure(conn, table)
         current = conn.execute(select(w.c.watermark).where(w.c.site == site).with_for_update()).scalar()
         if current != planned_from:
             raise SiteConflictError(site)
@@ -162,7 +162,7 @@ def write_push(engine: Engine, site: str, table: str, writes: pd.DataFrame, *, p
         conn.execute(delete(w).where(w.c.site == site))
         conn.execute(insert(w).values(site=site, list_table=table, watermark=watermark, pushed_at=now,
                                       run_id=run_id, mode=mode))
-    return updated
+    return updated, added
 
 
 __all__ = ["ROW_COLUMNS", "STAGE_KEY", "ListState", "inspect_site", "read_keys", "read_rows", "site_errors",
