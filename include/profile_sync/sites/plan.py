@@ -49,7 +49,13 @@ class SitePlan:
 
 
 def _lower(series: pd.Series) -> pd.Series:
-    return series.map(lambda v: v.lower() if isinstance(v, str) else None).astype(object)
+    out = series.astype(object).str.lower()
+    return out.where(out.notna(), None).astype(object)
+
+
+def as_flag(series: pd.Series) -> np.ndarray:
+    """A ``deleted`` column as booleans (NULL: not deleted)."""
+    return series.astype(object).where(series.notna(), False).astype(bool).to_numpy()
 
 
 def _by_name(profiles: pd.DataFrame, state: str) -> pd.Series:
@@ -110,7 +116,7 @@ def plan_site_push(rows: pd.DataFrame, profiles: pd.DataFrame, listed_keys: pd.S
     for p in PROPERTIES:
         new[p] = target[p].to_numpy(dtype=object)
     new["deleted"] = (target["state"] == MARKED).to_numpy()
-    was_deleted = cur["deleted"].map(lambda v: bool(v) if v is not None and v == v else False).to_numpy(dtype=bool)
+    was_deleted = as_flag(cur["deleted"])
 
     changed_props = np.zeros(len(cur), dtype=bool)
     for p in PROPERTIES:

@@ -39,7 +39,7 @@ from profile_sync.profile_store.store import make_engine
 from profile_sync.sites import profiles as ps
 from profile_sync.sites.config import KEY, SYNCED
 from profile_sync.sites.gate import site_gate
-from profile_sync.sites.plan import plan_site_push
+from profile_sync.sites.plan import as_flag, plan_site_push
 from profile_sync.sites.site_list import inspect_site, read_keys, read_rows, write_push
 
 Mode = Literal["full", "incremental"]
@@ -157,7 +157,7 @@ def push_site(req: PushRequest) -> PushResult:
 
     t1 = time.perf_counter()
     plan = plan_site_push(rows, people, listed[KEY], full=reason is not None)
-    listed_active = int((~listed["deleted"].map(lambda v: bool(v) if v is not None and v == v else False)).sum())
+    listed_active = int((~as_flag(listed["deleted"])).sum())
     report = site_gate(site, plan, listed_active, req.site.gates, req.override)
     timings["plan_s"] = round(time.perf_counter() - t1, 3)
     if not report.allows_export:

@@ -29,6 +29,14 @@ pytestmark = pytest.mark.timeout(600)
 ALPHA = [claims(f"p{i}@contoso.com") for i in range(1, 11)] + ["i:0#.f|membership|guest@fabrikam.com"]
 BETA = [claims(f"p{i}@contoso.com") for i in range(5, 16)]
 GAMMA = [claims(f"p{i}@contoso.com") for i in range(1, 21)]
+GAMMA_TABLE = "portal.user_information_list"
+"""gamma's list lives in a schema of its own (the schema is the site's; Profile Sync creates the table)."""
+
+
+def _gamma_database(server, name: str) -> str:
+    url = fresh_postgres_database(server, name)
+    server.psql(f'CREATE SCHEMA portal AUTHORIZATION "{server.user}"', database=name)
+    return url
 
 
 class Sites:
@@ -38,12 +46,12 @@ class Sites:
         self.tmp = tmp
         self.urls = {"alpha": f"sqlite:///{tmp / 'alpha.db'}", "beta": f"sqlite:///{tmp / 'beta.db'}",
                      "gamma": gamma_url}
-        self.tables = {"alpha": "user_information_list", "beta": "people_of_beta", "gamma": "user_information_list"}
+        self.tables = {"alpha": "user_information_list", "beta": "people_of_beta", "gamma": GAMMA_TABLE}
         self.sites = [
             {"name": "alpha", "url": self.urls["alpha"], **gates},
             {"name": "beta", "url": self.urls["beta"], "table": "people_of_beta", **gates},
             # Airflow spells it postgresql:// (or postgres://); the password lives only in the Connection.
-            {"name": "gamma", "conn_id": "site_gamma", **gates},
+            {"name": "gamma", "conn_id": "site_gamma", "table": GAMMA_TABLE, **gates},
         ]
         pg = profile_store_url if profile_store_url.startswith("postgresql") else None
         self.h = SyncHarness(tmp, profile_store_url=pg,
@@ -92,7 +100,7 @@ class Sites:
 
 @pytest.fixture
 def sites(tmp_path, profile_store_url, postgres_server):
-    gamma = fresh_postgres_database(postgres_server, "site_gamma")
+    gamma = _gamma_database(postgres_server, "site_gamma")
     env = Sites(tmp_path, profile_store_url, gamma)
     env.sync()
     yield env
@@ -293,7 +301,7 @@ def test_a_site_stopped_mid_push_fails_alone_and_the_next_push_converges(tmp_pat
     from tests.servers.postgres import PostgresServer
 
     with serve("PostgreSQL", PostgresServer) as server:
-        env = Sites(tmp_path, profile_store_url, server.url)
+        env = Sites(tmp_path, profile_store_url, _gamma_database(server, "site_gamma"))
         try:
             env.sync()
             _list_everyone(env)
@@ -305,9 +313,9 @@ def test_a_site_stopped_mid_push_fails_alone_and_the_next_push_converges(tmp_pat
             wm_before, rows_before = env.watermark("gamma"), env.rows("gamma")
 
             # Another session holds the list so that the push's UPDATE waits; then the server dies.
-            blocker = create_engine(server.url).connect()
+            blocker = create_engine(env.urls["gamma"]).connect()
             blocker.execute(text("BEGIN"))
-            blocker.execute(text("LOCK TABLE user_information_list IN EXCLUSIVE MODE"))
+            blocker.execute(text(f"LOCK TABLE {GAMMA_TABLE} IN EXCLUSIVE MODE"))
             outcome: dict = {}
 
             def run() -> None:
@@ -321,7 +329,7 @@ def test_a_site_stopped_mid_push_fails_alone_and_the_next_push_converges(tmp_pat
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
                 waiting = server.psql("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                                      "AND query LIKE 'UPDATE user_information_list%'", database=server.database)
+                                      f"AND query LIKE 'UPDATE {GAMMA_TABLE}%'", database="site_gamma")
                 if waiting.strip() == "1":
                     break
                 time.sleep(0.1)
