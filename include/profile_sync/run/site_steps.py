@@ -92,11 +92,11 @@ def push_site(ctx: RunContext, site: str) -> dict[str, Any]:
               "duration_s": round(time.perf_counter() - t0, 3), **result.summary(),
               "adds": 0, "errors": stats["rename_conflicts"]}
     ctx.history.record_step(doc_id, record)
-    if result.gate.get("overridden"):
-        failed = [c["name"] for c in result.gate["checks"] if c.get("overridden")]
-        ctx.history.update(doc_id, overrides=[{"gate": result.gate["gate"], "connection": site, "checks": failed,
-                                               "by": override.by if override else None,
-                                               "reason": override.reason if override else None, "at": _now()}])
+    if result.gate.get("overridden") and override is not None:  # same entry shape as the export gate's
+        checks = [{"name": c["name"], "connection": c["connection"], "message": c["message"]}
+                  for c in result.gate["checks"] if c.get("overridden")]
+        ctx.history.update(doc_id, overrides=[{"gate": result.gate["gate"], "connection": site, "by": override.by,
+                                               "reason": override.reason, "at": override.at, "checks": checks}])
     ctx.history.update(doc_id, mode=result.mode, full_reason=result.full_reason, attempts=attempts)
     ctx.history.finish(doc_id, "success")
     return {"site": site, "mode": result.mode, "full_reason": result.full_reason, "dry_run": ctx.dry_run,

@@ -106,8 +106,10 @@ def plan_site_push(rows: pd.DataFrame, profiles: pd.DataFrame, listed_keys: pd.S
     new_key = target[KEY].where(target[KEY].notna(), cur[KEY])
     new_lname = _lower(new_key)
     renamed = (new_lname != cur_lname).to_numpy(dtype=bool, copy=True)
-    taken = set(_lower(listed_keys).dropna())
-    conflict = renamed & (new_lname.isin(taken).to_numpy() | new_lname.duplicated(keep=False).to_numpy())
+    conflict = np.zeros(len(cur), dtype=bool)
+    if renamed.any():
+        taken = set(_lower(listed_keys).dropna())
+        conflict = renamed & (new_lname.isin(taken).to_numpy() | new_lname.duplicated(keep=False).to_numpy())
     renamed = renamed & ~conflict
     new_key = new_key.where(renamed, cur[KEY])  # a change of case alone is no rename
 

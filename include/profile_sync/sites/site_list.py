@@ -105,19 +105,30 @@ def read_rows(engine: Engine, site: str, table: str, state: ListState, keys: Ite
 
 def read_keys(engine: Engine, site: str, table: str, state: ListState) -> pd.DataFrame:
     """Every listed person, narrow: ``account_name``, ``profile_id``, ``deleted``, ``never_synced``."""
-    columns = [KEY, "profile_id", "deleted", "last_synced"]
+    columns = [KEY, "profile_id", "deleted", "never_synced"]
     if not state.exists:
-        return pd.DataFrame({c: pd.Series(dtype=object) for c in [*columns[:-1], "never_synced"]})
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
     t = list_table(table)
-    present = [c for c in columns if c not in state.missing]
+    present = {
+        KEY: t.c[KEY],
+        "profile_id": t.c.profile_id if "profile_id" not in state.missing else None,
+        "deleted": t.c.deleted if "deleted" not in state.missing else None,
+        # A flag, not the time: no timestamp parsing for every listed person.
+        "never_synced": t.c.last_synced.is_(None).label("never_synced") if "last_synced" not in state.missing
+        else None,
+    }
+    chosen = {k: v for k, v in present.items() if v is not None}
     with site_errors(site, "reading the list"), engine.connect() as conn:
-        rows = conn.execute(select(*[t.c[c] for c in present])).fetchall()
-    frame = pd.DataFrame([tuple(r) for r in rows], columns=present, dtype=object)
-    for c in columns:
-        if c not in frame.columns:
-            frame[c] = None
-    frame["never_synced"] = frame["last_synced"].isna()
-    return frame.drop(columns="last_synced")
+        rows = conn.execute(select(*chosen.values())).fetchall()
+    frame = pd.DataFrame([tuple(r) for r in rows], columns=list(chosen), dtype=object)
+    if "profile_id" not in chosen:
+        frame["profile_id"] = None
+    if "deleted" not in chosen:
+        frame["deleted"] = False
+    if "never_synced" not in chosen:
+        frame["never_synced"] = True
+    frame["never_synced"] = frame["never_synced"].astype(bool)
+    return frame[columns]
 
 
 def _ensure(conn: Connection, table: str) -> list[str]:

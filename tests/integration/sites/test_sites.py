@@ -14,6 +14,7 @@ from sqlalchemy import create_engine, text
 from profile_sync.gates.errors import GateFailedError
 from profile_sync.profile_store.store import make_engine
 from profile_sync.run import site_steps
+from profile_sync.run.report import format_run
 from profile_sync.run.site_steps import history_id
 from profile_sync.sites.config import SYNCED
 from profile_sync.sites.errors import SiteError, SiteUnavailableError
@@ -289,7 +290,8 @@ def test_the_gate_stops_a_mass_delete_and_an_override_lets_it_through(sites):
     step = sites.push("gamma", override_gates=True, override_reason="wave 3 leavers, CHG-42")
     assert step["deletes"] == 7
     doc = sites.history("gamma")
-    assert doc["overrides"][0]["checks"] == ["site_deletes"]
+    assert [c["name"] for c in doc["overrides"][0]["checks"]] == ["site_deletes"]
+    assert "OVERRIDDEN" in format_run(doc) and "(site_deletes)" in format_run(doc)  # `make run`'s report
     assert doc["overrides"][0]["reason"] == "wave 3 leavers, CHG-42"
     sites.assert_converged("gamma")
 
