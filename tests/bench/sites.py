@@ -133,7 +133,8 @@ def main(argv: list[str] | None = None) -> int:
             if pg_urls:
                 backends["postgresql"] = pg_urls
         for backend, urls in backends.items():
-            sites = [(SiteConnection(name=f"site_{k}", url="sqlite://" if backend != "sqlite" else url), url)
+            sites = [(SiteConnection(name=f"site_{k}", url=url) if backend == "sqlite"
+                      else SiteConnection(name=f"site_{k}", conn_id=f"site_{k}"), url)  # the URL holds a password
                      for k, url in enumerate(urls)]
             for _, url in sites:
                 _list(url, rng.sample(names, args.listed))

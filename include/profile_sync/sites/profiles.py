@@ -173,9 +173,10 @@ def changed_since(engine: Engine, since: ProfilePosition) -> ChangedProfiles:
         seq = None
         if changelog.has_triggers(conn):
             if since.change_seq is not None:
-                pruned = _log_pruned_after(conn, since.change_seq)
                 changed, seq = changelog.changed_since(conn, CHANGES, since.change_seq)
                 ids |= set(changed.get(PROFILES.name, ()))
+                # Checked after the read: a prune committed in between reads as pruned (a needless full push).
+                pruned = _log_pruned_after(conn, since.change_seq)
             else:  # the log appeared since the last push: which of its entries are new is unknown
                 pruned = True
                 seq = changelog.latest_seq(conn, CHANGES)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Literal
@@ -164,7 +165,7 @@ def push_site(req: PushRequest) -> PushResult:
         raise GateFailedError(report)
 
     after = {"version": WATERMARK_VERSION, "properties": list(SYNCED), "profile_store": store,
-             "position": position.to_dict()}
+             "position": position.to_dict(), "push_id": uuid.uuid4().hex}  # unique: a stale plan never matches
     updated, added = 0, []
     t1 = time.perf_counter()
     if not req.dry_run:

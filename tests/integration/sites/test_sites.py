@@ -362,3 +362,28 @@ def test_a_site_stopped_mid_push_fails_alone_and_the_next_push_converges(tmp_pat
             env.h.close()
             for url in env.urls.values():
                 make_engine(url).dispose()
+
+
+def test_a_push_planned_from_a_watermark_that_moved_writes_nothing(sites):
+    """Two pushes to one site never interleave: a write planned from a stale watermark is refused (retried)."""
+    from datetime import datetime, timezone
+
+    import pandas as pd
+
+    from profile_sync.sites.errors import SiteConflictError
+    from profile_sync.sites.site_list import ROW_COLUMNS, STAGE_KEY, inspect_site, write_push
+
+    _list_everyone(sites)
+    sites.push("beta")
+    url, table = sites.urls["beta"], sites.tables["beta"]
+    stale = inspect_site(make_engine(url), "beta", table).watermark
+    sites.push("beta", mode="full")  # another push commits meanwhile
+    before = (sites.watermark("beta"), sites.rows("beta"))
+    key = claims("p5@contoso.com")
+    writes = pd.DataFrame([{STAGE_KEY: key, **{c: None for c in ROW_COLUMNS if c != "last_synced"},
+                            "account_name": key, "deleted": True}])
+    with pytest.raises(SiteConflictError) as info:
+        write_push(make_engine(url), "beta", table, writes, planned_from=stale, watermark="{}",
+                   now=datetime.now(timezone.utc), run_id="late", mode="incremental")
+    assert not info.value.terminal
+    assert (sites.watermark("beta"), sites.rows("beta")) == before
