@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Literal
 
+import pandas as pd
 from sqlalchemy.exc import OperationalError
 
 from profile_sync.config.sites import SiteConnection
@@ -41,7 +42,7 @@ from profile_sync.sites import profiles as ps
 from profile_sync.sites.config import KEY, SYNCED
 from profile_sync.sites.gate import site_gate
 from profile_sync.sites.plan import as_flag, plan_site_push
-from profile_sync.sites.site_list import inspect_site, read_keys, read_rows, write_push
+from profile_sync.sites.site_list import ListState, inspect_site, read_keys, read_rows, write_push
 
 Mode = Literal["full", "incremental"]
 WATERMARK_VERSION = 1
@@ -82,10 +83,18 @@ class PushResult:
     timings: dict[str, float] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
+        """For the run history (the watermarks without their batch counts)."""
         return {"site": self.site, "mode": self.mode, "full_reason": self.full_reason, **self.stats,
                 "rows_updated": self.rows_updated, "columns_added": self.columns_added, "samples": self.samples, "report": self.gate,
-                "watermark_before": self.watermark_before, "watermark_after": self.watermark_after,
+                "watermark_before": _brief(self.watermark_before), "watermark_after": _brief(self.watermark_after),
                 "timings": self.timings}
+
+
+def _brief(watermark: dict[str, Any] | None) -> dict[str, Any] | None:
+    if watermark is None:
+        return None
+    position = {k: v for k, v in (watermark.get("position") or {}).items() if k != "batches"}
+    return {**watermark, "position": position}
 
 
 def _decide(req: PushRequest, before: dict[str, Any] | None, store: str, missing: tuple[str, ...]
@@ -107,27 +116,38 @@ def _decide(req: PushRequest, before: dict[str, Any] | None, store: str, missing
     return None
 
 
-def push_site(req: PushRequest) -> PushResult:
-    """Push changed profiles of the people listed on ``req.site``; raises on failure (nothing written)."""
-    t0 = time.perf_counter()
-    timings: dict[str, float] = {}
-    site = req.site.name
-    store_engine = make_engine(req.profile_store_url)
-    site_engine = make_engine(req.site_url)
+@dataclass(frozen=True)
+class _Inputs:
+    """What a push planned from."""
 
-    state = inspect_site(site_engine, site, req.site.table)
-    before = json.loads(state.watermark) if state.watermark else None
-    store = ps.store_identity(req.profile_store_url)
-    reason = _decide(req, before, store, state.missing)
+    reason: str | None
+    """Why it is a full push (None: incremental)."""
+    position: ps.ProfilePosition
+    """The profile store's position the push includes (the new watermark's)."""
+    listed: pd.DataFrame
+    """Every listed person: ``account_name``, ``deleted`` (the gate's denominator, rename conflicts)."""
+    rows: pd.DataFrame
+    """The listed people looked at, with ``ROW_COLUMNS``."""
+    people: pd.DataFrame
+    """Their profiles."""
+
+
+def _read(req: PushRequest, state: ListState, reason: str | None, before: dict[str, Any] | None,
+          timings: dict[str, float]) -> _Inputs:
+    """Steps 1–2: the profile store's changes since the watermark and the listed people they concern."""
+    t0 = time.perf_counter()
+    site, table = req.site.name, req.site.table
+    store_engine, site_engine = make_engine(req.profile_store_url), make_engine(req.site_url)
     try:
         if not ps.store_exists(store_engine):
             raise ProfileStoreError("the profile store has no profiles yet: run a synchronization first")
+        changes = None
         if reason is None:
-            changes = ps.changed_since(store_engine, ps.ProfilePosition.from_dict(before["position"]))
+            changes = ps.changed_since(store_engine, ps.ProfilePosition.from_dict((before or {}).get("position")))
             if changes.pruned:
                 reason = ("the profile store's change log does not reach back to this site's watermark (pruned, "
                           "or not kept at the last push): changes made by others since may be missing")
-        if reason is not None:
+        if reason is not None or changes is None:
             with store_engine.connect() as conn:
                 position = ps.current_position(conn)  # before the read: what changes meanwhile comes again
         else:
@@ -135,15 +155,14 @@ def push_site(req: PushRequest) -> PushResult:
         timings["changes_s"] = round(time.perf_counter() - t0, 3)
 
         t1 = time.perf_counter()
-        if reason is not None:
-            rows = read_rows(site_engine, site, req.site.table, state)
+        if reason is not None or changes is None:
+            rows = read_rows(site_engine, site, table, state)
             listed = rows[[KEY, "deleted"]]
         else:
-            listed = read_keys(site_engine, site, req.site.table, state)
-            lname = listed[KEY].str.lower()
-            touched = (listed["profile_id"].isin(changes.ids) | lname.isin(changes.names)
-                       | listed["never_synced"].astype(bool))
-            rows = read_rows(site_engine, site, req.site.table, state, keys=listed.loc[touched, KEY])
+            listed = read_keys(site_engine, site, table, state)
+            touched = (listed["profile_id"].isin(changes.ids) | listed[KEY].str.lower().isin(changes.names)
+                       | listed["never_synced"])
+            rows = read_rows(site_engine, site, table, state, keys=listed.loc[touched, KEY])
         timings["read_site_s"] = round(time.perf_counter() - t1, 3)
 
         t1 = time.perf_counter()
@@ -155,29 +174,43 @@ def push_site(req: PushRequest) -> PushResult:
         timings["read_profiles_s"] = round(time.perf_counter() - t1, 3)
     except OperationalError as exc:
         raise ProfileStoreUnavailableError(f"profile store unreachable: {exc.orig}") from exc
+    return _Inputs(reason, position, listed, rows, people)
+
+
+def push_site(req: PushRequest) -> PushResult:
+    """Push changed profiles of the people listed on ``req.site``; raises on failure (nothing written)."""
+    t0 = time.perf_counter()
+    timings: dict[str, float] = {}
+    site = req.site.name
+    state = inspect_site(make_engine(req.site_url), site, req.site.table)
+    before = json.loads(state.watermark) if state.watermark else None
+    store = ps.store_identity(req.profile_store_url)
+    inputs = _read(req, state, _decide(req, before, store, state.missing), before, timings)
+    full = inputs.reason is not None
 
     t1 = time.perf_counter()
-    plan = plan_site_push(rows, people, listed[KEY], full=reason is not None)
-    listed_active = int((~as_flag(listed["deleted"])).sum())
+    plan = plan_site_push(inputs.rows, inputs.people, inputs.listed[KEY], full=full)
+    listed_active = int((~as_flag(inputs.listed["deleted"])).sum())
     report = site_gate(site, plan, listed_active, req.site.gates, req.override)
     timings["plan_s"] = round(time.perf_counter() - t1, 3)
     if not report.allows_export:
         raise GateFailedError(report)
 
     after = {"version": WATERMARK_VERSION, "properties": list(SYNCED), "profile_store": store,
-             "position": position.to_dict(), "push_id": uuid.uuid4().hex}  # unique: a stale plan never matches
+             "position": inputs.position.to_dict(), "push_id": uuid.uuid4().hex}  # unique: stale plans never match
     updated, added = 0, []
     t1 = time.perf_counter()
     if not req.dry_run:
-        updated, added = write_push(site_engine, site, req.site.table, plan.writes, planned_from=state.watermark,
-                             watermark=json.dumps(after, sort_keys=True), now=datetime.now(timezone.utc),
-                             run_id=req.run_id, mode="full" if reason else "incremental")
+        updated, added = write_push(make_engine(req.site_url), site, req.site.table, plan.writes,
+                                    planned_from=state.watermark, watermark=json.dumps(after, sort_keys=True),
+                                    now=datetime.now(timezone.utc), run_id=req.run_id,
+                                    mode="full" if full else "incremental")
     timings["write_s"] = round(time.perf_counter() - t1, 3)
     timings["total_s"] = round(time.perf_counter() - t0, 3)
-    stats = {"listed": len(listed), **plan.stats}
+    stats = {"listed": len(inputs.listed), **plan.stats}
     stats["unchanged"] = stats["listed"] - stats["written"] - stats["unmatched"]  # those not looked at too
-    return PushResult(site, "full" if reason else "incremental", reason, stats, plan.samples, report.to_dict(),
-                      before, None if req.dry_run else after, updated, added, timings)
+    return PushResult(site, "full" if full else "incremental", inputs.reason, stats, plan.samples,
+                      report.to_dict(), before, None if req.dry_run else after, updated, added, timings)
 
 
 __all__ = ["PushRequest", "PushResult", "push_site"]
