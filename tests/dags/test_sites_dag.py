@@ -104,3 +104,18 @@ def test_a_sync_run_triggers_the_sites_dag_which_pushes_each_site_on_its_own(air
     assert "site 'down' unavailable" in down["steps"][0]["error"]
     assert "s3cret-pw" not in json.dumps(down)
     assert _history(tmp, history_id(run.run_id, "beta"))["steps"][0]["deletes"] == 1
+
+
+def test_with_no_site_a_manual_run_has_nothing_to_push(airflow_db, project_config):
+    from sqlalchemy import select
+
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+
+    run = _bag().dags["profile_sync_sites"].test()  # project_config has no sites
+    assert run.state == "success"
+    with create_session() as session:
+        tis = session.scalars(select(TaskInstance).where(TaskInstance.dag_id == "profile_sync_sites",
+                                                         TaskInstance.run_id == run.run_id)).all()
+    assert [(ti.task_id, str(ti.state)) for ti in tis] == [("push_site", "skipped")]
+    assert not (project_config / "state" / "history").exists()  # nothing pushed, nothing recorded
