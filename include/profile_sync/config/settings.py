@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from profile_sync.config.business_systems import BusinessSystem
 from profile_sync.config.names import NAME_RE, check_connection_name
 from profile_sync.config.urls import has_password, mask_url
+from profile_sync.config.sites import SiteConnection
 
 Transform = Literal[
     "copy",
@@ -283,6 +284,9 @@ class Settings(_Frozen):
     """Limits of the safety gate before every export; per-connection overrides in ``directories[].gates``."""
     business_systems: tuple[BusinessSystem, ...] = ()
     """Business-system connections (HR, ERP): steps 9–12 run for each; none by default (eight steps)."""
+    sites: tuple[SiteConnection, ...] = ()
+    """Sites (user information lists in SQL databases) that ``profile_sync_sites`` pushes changed profiles to;
+    none by default."""
     pool: str = "profile_sync"
     """One-slot Airflow pool the steps run in."""
     precedence: dict[str, tuple[str, ...]] = Field(default_factory=dict)
@@ -307,6 +311,26 @@ class Settings(_Frozen):
             raise ValueError(f"connection names must be unique across directories and business_systems; "
                              f"repeated: {', '.join(dupes)}")
         return self
+
+    @field_validator("sites")
+    @classmethod
+    def _unique_sites(cls, value: tuple[SiteConnection, ...], info: ValidationInfo) -> tuple[SiteConnection, ...]:
+        names = [c.name for key in ("directories", "business_systems") for c in info.data.get(key) or ()]
+        sites = [s.name for s in value]
+        dupes = sorted({n for n in sites if sites.count(n) > 1 or n in names})
+        if dupes:
+            raise ValueError(f"site names must be unique and differ from directory and business-system names; "
+                             f"repeated: {', '.join(dupes)}")
+        return value
+
+    def site(self, name: str) -> SiteConnection:
+        """The site called ``name``."""
+        for s in self.sites:
+            if s.name == name:
+                return s
+        from profile_sync.errors import ValueErrorWithKnownValues
+
+        raise ValueErrorWithKnownValues("site", name, [s.name for s in self.sites])
 
     def business_system(self, name: str) -> BusinessSystem:
         """The business-system connection called ``name``."""

@@ -137,6 +137,20 @@ def copy_frame(conn: Connection, table: Table, frame: pd.DataFrame) -> int:
     return len(frame)
 
 
+def stage_frame(conn: Connection, name: str, like: Table, frame: pd.DataFrame, columns: list[str],
+                extra: dict[str, Any] | None = None) -> Table:
+    """A temporary table ``_ps_stage_<name>`` with ``columns`` of ``like`` (and ``extra`` name → type), filled
+    with ``frame`` in one bulk insert (``insert_frame``: COPY on PostgreSQL); for ``UPDATE … FROM``."""
+    extra = extra or {}
+    stage = Table(f"_ps_stage_{name}", MetaData(),
+                  *[Column(c, like.c[c].type) for c in columns], *[Column(c, t) for c, t in extra.items()],
+                  prefixes=["TEMPORARY"])
+    stage.drop(conn, checkfirst=True)
+    stage.create(conn)
+    insert_frame(conn, stage, frame[[*columns, *extra]])
+    return stage
+
+
 @dataclass(frozen=True)
 class ProfileStoreSnapshot:
     """The profile store as read by a full (or delta) import."""
@@ -352,16 +366,7 @@ class ProfileStore:
 
     def _stage(self, conn: Connection, name: str, like: Table, frame: pd.DataFrame, columns: list[str],
                extra: dict[str, Any] | None = None) -> Table:
-        """A temporary table with ``columns`` of ``like`` (and ``extra`` name → type), filled with ``frame``
-        in one bulk insert."""
-        extra = extra or {}
-        stage = Table(f"_ps_stage_{name}", MetaData(),
-                      *[Column(c, like.c[c].type) for c in columns], *[Column(c, t) for c, t in extra.items()],
-                      prefixes=["TEMPORARY"])
-        stage.drop(conn, checkfirst=True)
-        stage.create(conn)
-        insert_frame(conn, stage, frame[[*columns, *extra]])
-        return stage
+        return stage_frame(conn, name, like, frame, columns, extra)
 
     def _apply_people(self, conn: Connection, pending: PendingExports, now: datetime) -> dict[str, int]:
         p = self.profiles
