@@ -1,7 +1,7 @@
 """What happened and where to look: the summary ``make run`` prints.
 
-``python -m profile_sync.run.report [--runs N]`` reads the run history from the
-state store and the totals from the profile store.
+``python -m profile_sync.run.report [--runs N]`` reads the run history (coordination
+tables of the profile-store database) and the totals from the profile store.
 """
 
 from __future__ import annotations
@@ -14,13 +14,11 @@ from profile_sync.config.loader import PROJECT_ROOT, config_path, load_settings
 from profile_sync.config.urls import mask_url
 from profile_sync.profile_store.schema import property_specs
 from profile_sync.profile_store.store import ProfileStore, make_engine
+from profile_sync.run import plan
 from profile_sync.run.context import RunContext
 
-STEP_ORDER = [
-    "import_directory", "import_profile_store", "synchronize", "validate_export", "export_profile_store",
-    "confirm_profile_store", "synchronize_writeback", "export_directory", "confirm_directory", "import_bcs",
-    "synchronize_bcs", "validate_bcs", "export_bcs", "confirm_bcs", "finish_run",
-]
+STEP_ORDER = [s.name for s in (*plan.DIRECTORY_STEPS, *plan.BUSINESS_SYSTEM_STEPS, plan.FINISH)]
+"""The order steps are printed in: the run's (run/plan.py)."""
 
 
 def _step_key(s: dict[str, Any]) -> tuple[int, str]:

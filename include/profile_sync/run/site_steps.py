@@ -20,7 +20,7 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
-from profile_sync.bcs.sources import normalize_sqlalchemy_url
+from profile_sync.config.urls import sqlalchemy_url
 from profile_sync.config.sites import SiteConnection
 from profile_sync.errors import TerminalError
 from profile_sync.gates.errors import GateFailedError
@@ -49,14 +49,14 @@ def site_url(ctx: RunContext, site: SiteConnection) -> str:
         info = ctx.resolve_connection(site.conn_id)
         if not info.uri:
             raise TerminalError(f"site {site.name!r}: connection {site.conn_id!r} has no URI")
-        return normalize_sqlalchemy_url(info.uri)
+        return sqlalchemy_url(info.uri)
     url = site.url or ""
     prefix = "sqlite:///"
     if url.startswith(prefix) and not url.startswith(prefix + "/"):
         path = ctx.project_root / url[len(prefix):]
         path.parent.mkdir(parents=True, exist_ok=True)
         return prefix + str(path)
-    return normalize_sqlalchemy_url(url)
+    return sqlalchemy_url(url)
 
 
 def push_site(ctx: RunContext, site: str) -> dict[str, Any]:

@@ -71,14 +71,17 @@ class RunHistory:
         doc["steps"] = steps
         return doc
 
+    @staticmethod
+    def _base(run_key: str) -> dict[str, Any]:
+        return {"run_key": run_key, "run_id": run_key.split("/", 1)[-1], "status": "running", "started_at": _now(),
+                "overrides": []}
+
     def start(self, run_key: str, **fields: Any) -> dict[str, Any]:
         """Create the run's document (or update it when a task is retried)."""
-        base = {"run_key": run_key, "status": "running", "started_at": _now(), "overrides": []}
-        return self._write(run_key, fields, base=base)
+        return self._write(run_key, fields, base=self._base(run_key))
 
     def update(self, run_key: str, **fields: Any) -> dict[str, Any]:
-        return self._write(run_key, fields, base={"run_key": run_key, "status": "running", "started_at": _now(),
-                                                  "overrides": []})
+        return self._write(run_key, fields, base=self._base(run_key))
 
     def update_if(self, run_key: str, statuses: tuple[str, ...], **fields: Any) -> bool:
         """Update only while the run's status is one of ``statuses`` (atomically); whether it did."""
@@ -122,8 +125,7 @@ class RunHistory:
         connection = record.get("connection") or ""
         with self.coordination.transaction() as conn:
             if self._lock(conn, run_key) is None:
-                self._store(conn, run_key, {"run_key": run_key, "status": "running", "started_at": _now(),
-                                            "overrides": []}, exists=False)
+                self._store(conn, run_key, self._base(run_key), exists=False)
             where = (STEPS.c.name == self.name, STEPS.c.run_key == run_key, STEPS.c.step == record.get("step"),
                      STEPS.c.connection == connection)
             attempt = int(conn.execute(select(func.coalesce(func.max(STEPS.c.attempt), 0)).where(*where))
@@ -135,8 +137,8 @@ class RunHistory:
 
     def finish(self, run_key: str, status: RunStatus, conn=None, **fields: Any) -> dict[str, Any]:  # noqa: ANN001
         """Record the run's end (``conn``: inside that transaction, e.g. the state switch's)."""
-        return self._write(run_key, {"status": status, "finished_at": _now(), **fields},
-                           base={"run_key": run_key, "started_at": _now(), "overrides": []}, conn=conn)
+        return self._write(run_key, {"status": status, "finished_at": _now(), **fields}, base=self._base(run_key),
+                           conn=conn)
 
     def runs(self, limit: int = 50) -> list[dict[str, Any]]:
         """The newest ``limit`` run documents, newest first (two queries, whatever the limit)."""
