@@ -426,11 +426,13 @@ def _read_pending(ctx: RunContext) -> PendingExports:
 
 # -- gate ----------------------------------------------------------------------------------
 @step("validate_export")
-def validate_export(ctx: RunContext) -> Summary:
-    """The data-quality gate before the profile-store export (checks: gates/checks.py; body: run/gate_step.py)."""
+def validate_export(ctx: RunContext, *, approval: bool = False) -> Summary:
+    """The data-quality gate before the profile-store export (checks: gates/checks.py; body: run/gate_step.py).
+
+    ``approval``: tripped blast-radius limits ask an administrator (the DAG's approve_export) instead of failing."""
     from profile_sync.run.gate_step import run_export_gate
 
-    return run_export_gate(ctx, _read_pending(ctx), _directories(ctx))
+    return run_export_gate(ctx, _read_pending(ctx), _directories(ctx), approval=approval)
 
 
 # -- step 4: export profile store ----------------------------------------------------------
