@@ -20,6 +20,7 @@ for _p in (_ROOT / "include", _ROOT / "plugins"):
         sys.path.insert(0, str(_p))
 
 from profile_sync.config import load_settings  # noqa: E402  (small: YAML + pydantic, no pandas)
+from profile_sync_airflow.approval import ExportApprovalOperator  # noqa: E402  (Airflow's HITL operator, no pandas)
 
 PROFILE_STORE = Asset(name="profile_sync_profile_store", uri="profile-sync://profile-store/user_profiles")
 """Updated when a synchronization finishes; downstream DAGs can be scheduled on it."""
@@ -98,9 +99,21 @@ def build_dag(kind: str) -> DAG:
 
         @task(retries=0)
         def validate_export() -> dict:
-            return _step("validate_export")
+            """The gate; tripped blast-radius limits ask for approval (approve_export) instead of failing."""
+            from functools import partial
 
-        @task
+            from profile_sync.run import steps
+            from profile_sync_airflow.tasks import call_step
+
+            return call_step(partial(steps.validate_export, approval=True), get_current_context())
+
+        # Human-in-the-loop: waits (awaiting_input) for Approve / Reject when the gate asks; skipped otherwise.
+        approve_export = ExportApprovalOperator(
+            task_id="approve_export", gate_task_id="validate_export", pool="default_pool", retries=0,
+            response_timeout=(timedelta(minutes=settings.approval.timeout_minutes)
+                              if settings.approval.timeout_minutes else None))
+
+        @task(trigger_rule="none_failed_min_one_success")  # after the gate, or after its approval
         def export_profile_store() -> dict:
             return _step("export_profile_store")
 
@@ -161,13 +174,16 @@ def build_dag(kind: str) -> DAG:
 
         start = start_run()
         release = release_run()
+        gate, exported = validate_export(), export_profile_store()
+        gate >> exported  # a passed gate skips approve_export; the export follows the gate or its approval
         directory_done = (
             start
             >> import_directory.expand(connection=directories)
             >> import_profile_store()
             >> synchronize()
-            >> validate_export()
-            >> export_profile_store()
+            >> gate
+            >> approve_export
+            >> exported
             >> confirm_profile_store()
             >> synchronize_writeback()
             >> export_directory.expand(connection=directories)
