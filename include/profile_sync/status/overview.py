@@ -90,7 +90,7 @@ def overview(ctx: "RunContext", view: CommittedState) -> dict[str, Any]:
         "last_incremental": _brief(next((d for d in finished if d.get("mode") == "incremental"), None)),
         "last_run": _brief(docs[0] if docs else None),
         "counts": counts(view),
-        "state": {"version": view.version, "committed_at": view.committed_at},
+        "committed": {"version": view.version, "committed_at": view.committed_at},
         "configuration": configuration(ctx.settings),
     }
 
