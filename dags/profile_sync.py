@@ -109,7 +109,7 @@ def build_dag(kind: str) -> DAG:
 
         # Human-in-the-loop: waits (awaiting_input) for Approve / Reject when the gate asks; skipped otherwise.
         approve_export = ExportApprovalOperator(
-            task_id="approve_export", gate_task_id="validate_export", pool="default_pool", retries=0,
+            task_id="approve_export", gate_task_id="validate_export", retries=0,
             response_timeout=(timedelta(minutes=settings.approval.timeout_minutes)
                               if settings.approval.timeout_minutes else None))
 

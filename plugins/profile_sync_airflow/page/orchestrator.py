@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload
 
 from airflow.api_fastapi.app import API_ROOT_PATH
 from airflow.models.dag import DagModel
@@ -109,7 +110,7 @@ def answer_approval(dag_id: str, run_id: str, user: Any, approve: bool, comment:
     with create_session() as session:
         ti = session.scalar(select(TaskInstance).where(
             TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id, TaskInstance.task_id == APPROVAL_TASK,
-            TaskInstance.map_index == -1))
+            TaskInstance.map_index == -1).options(joinedload(TaskInstance.hitl_detail)))
         if ti is None or _state(ti.state) != "awaiting_input" or ti.hitl_detail is None:
             raise NotWaiting(f"run {run_id!r} of {dag_id} is not waiting for an approval "
                              f"(task {APPROVAL_TASK}: {_state(ti.state) if ti else 'none'})")
