@@ -381,6 +381,13 @@ def test_each_view_after_an_incremental_run_and_the_lineage_follows_the_director
     open_view(b, server, "person?q=nobody-by-this-name")
     assert "never seen" in text(b, "[data-testid=never-seen]")
 
+    # From inside Airflow's frame, the grid link takes the Airflow UI itself to the run.
+    open_view(b, server, "runs")
+    expand_run(b, inc_id).find_element(By.LINK_TEXT, "open in Airflow's grid").click()
+    b.switch_to.default_content()
+    wait_for("Airflow's grid of the incremental run",
+             lambda: b.current_url.endswith(f"/dags/{INCREMENTAL}/runs/{quote(inc_id, safe='')}"), timeout=15)
+
 
 # --------------------------------------------------------------------------- approval
 
@@ -404,6 +411,7 @@ def test_a_tripped_gate_waits_and_is_approved_in_the_page(server, admin_browser,
     assert failed == {"people_deletes", "source_shrink"}
     assert "12 profiles would be marked for deletion" in card.text
     card.find_element(By.CSS_SELECTOR, "[data-testid=approval-comment]").send_keys("12 contractors left (CHG-42)")
+    b.execute_script("arguments[0].scrollIntoView({block: 'start'})", card)
     shot(b, "gates-waiting-for-approval")
     # The viewer may read the report but not answer it, even now that a run waits.
     status, body = server.api("POST", f"/profile-sync/api/approvals/{FULL}/{quote(run_id, safe='')}",

@@ -77,7 +77,8 @@ function airflowLink(url, label) {
 
 function table(headers, rows, attrs) {
   return el("table", attrs || {},
-    el("thead", {}, el("tr", {}, headers.map((h) => el("th", {class: h.num ? "num" : null}, h.label || h)))),
+    el("thead", {}, el("tr", {}, headers.map((h) => el("th", {class: h.num ? "num" : null},
+      typeof h === "string" ? h : h.label)))),
     el("tbody", {}, rows));
 }
 
@@ -241,7 +242,16 @@ async function renderRuns() {
 
 // ------------------------------------------------------------------ gates and approval
 
+// Failed checks in a table; the passed ones folded below it.
 function checksTable(checks) {
+  const failed = checks.filter((c) => !c.passed), passed = checks.filter((c) => c.passed);
+  return el("div", {},
+    failed.length ? checkRows(failed) : el("p", {class: "muted"}, "Every check passed."),
+    passed.length ? el("details", {"data-testid": "passed-checks"}, el("summary", {}, `${passed.length} passed checks`),
+      checkRows(passed)) : null);
+}
+
+function checkRows(checks) {
   return table(["check", "connection", "outcome", "observed", "allowed", "message"], checks.map((c) =>
     el("tr", {dataset: {check: c.name, passed: String(c.passed)}},
       el("td", {}, c.name, c.overridable ? "" : el("span", {class: "muted"}, " (structural)")),
