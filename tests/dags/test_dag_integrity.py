@@ -159,7 +159,7 @@ def test_dag_module_does_not_import_pandas_at_parse_time(shape, bcs_config):
     code = ("import sys, runpy; g = runpy.run_path(%r); "
             "assert len(g['profile_sync_full'].task_ids) == %d; "
             "print('pandas' in sys.modules, 'ldap3' in sys.modules, 'great_expectations' in sys.modules)"
-            % (str(ROOT / "dags" / "profile_sync.py"), 17 if shape == "twelve steps" else 12))
+            % (str(ROOT / "dags" / "profile_sync.py"), 18 if shape == "twelve steps" else 13))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True,
                          env=env)
     assert out.stdout.strip().splitlines()[-1] == "False False False"
