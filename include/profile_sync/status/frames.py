@@ -26,7 +26,7 @@ class CommittedReader(Protocol):
 
 _CACHE: "OrderedDict[tuple, pd.DataFrame | None]" = OrderedDict()
 _CACHE_LOCK = threading.Lock()
-CACHE_ENTRIES = 64
+CACHE_ENTRIES = 16
 """Frames kept in memory across requests (the newest committed version's, mostly)."""
 
 

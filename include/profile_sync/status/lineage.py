@@ -23,8 +23,8 @@ import pandas as pd
 
 from profile_sync.config.loader import resolved_directories
 from profile_sync.config.presets import ResolvedDirectory
-from profile_sync.config.properties import BUILTIN_PROPERTIES
 from profile_sync.config.settings import Settings
+from profile_sync.profile_store.schema import property_specs
 from profile_sync.status.frames import CommittedState
 from profile_sync.status.values import jsonable, text
 from profile_sync.sync.attribute_flow import REF_PREFIX, flow_in
@@ -121,6 +121,8 @@ def _flow(row: pd.DataFrame, d: ResolvedDirectory, account_name_format: str) -> 
 
 NOT_READ = object()
 """A binary value the page does not read (the connector space keeps it)."""
+BINARY_NOT_READ = {"binary": True, "not_read": True}
+"""What the page shows of a binary property (a photo): the connector space and profile store keep it."""
 
 
 def _row(frame: pd.DataFrame | None, column: str, value: Any) -> dict[str, Any] | None:
@@ -169,9 +171,12 @@ def _precedence(settings: Settings, directories: list[ResolvedDirectory], prop: 
 def person(view: CommittedState, settings: Settings, profile_id: str) -> dict[str, Any] | None:
     """A profile's lineage: per property value, connection, source attribute, transform and the run that last
     changed it; the person's connector-space objects. None when no profile or metaverse person has this id."""
-    store_people = view.frame("ps/people")
-    profile = _row(store_people, "profile_id", profile_id)
-    mv = _row(view.frame("mv/people"), "mv_id", profile_id)
+    specs = property_specs(settings)
+    binary = [p for p, spec in specs.items() if spec.type == "binary"]
+    # Photos are not read: a frame of 100,000 people's photos is hundreds of MB for one page view.
+    wanted = ["profile_id", "mv_id", "state", "frozen", *SOURCE_COLUMNS, *(p for p in specs if p not in binary)]
+    profile = _row(view.frame("ps/people", wanted), "profile_id", profile_id)
+    mv = _row(view.frame("mv/people", wanted), "mv_id", profile_id)
     if profile is None and mv is None:
         return None
     directories = resolved_directories(settings)
@@ -200,9 +205,17 @@ def person(view: CommittedState, settings: Settings, profile_id: str) -> dict[st
             objects.append(obj)
 
     last = _last_changed(view, profile_id)
-    values = profile if profile is not None else mv
+    values = dict(profile if profile is not None else mv)
+    values.update({p: BINARY_NOT_READ for p in binary})
+    multi = [p for p, spec in specs.items() if spec.multi_valued]
+    if multi:
+        held = view.frame("ps/property_values")
+        if held is not None and not held.empty:
+            mine_values = held.loc[held["profile_id"] == profile_id].sort_values(["property", "position"])
+            for p in multi:
+                values[p] = mine_values.loc[mine_values["property"] == p, "value"].tolist() or None
     properties = []
-    for prop in [*BUILTIN_PROPERTIES, *(p for p in settings.custom_properties if p not in BUILTIN_PROPERTIES)]:
+    for prop in specs:
         properties.append(_property(settings, directories, prop, values, mv, flows, last))
     frozen = bool(mv.get("frozen")) if mv is not None else False
     quarantine = _quarantine_rows(view, profile_id=profile_id, anchors=list(mine["anchor"]))

@@ -68,7 +68,8 @@ def test_each_property_names_its_connection_source_attribute_transform_and_run(s
     assert props["account_name"]["value"] == "i:0#.f|membership|p5@contoso.com"
     assert props["manager"]["value"] == "i:0#.f|membership|p2@contoso.com"
     assert props["manager"]["reference_dn"] == "cn=person 2,ou=users,dc=contoso,dc=com"
-    assert props["picture"]["value"] == {"binary": True, "bytes": 3}  # the photo: its size, never its bytes
+    assert props["picture"]["value"] == {"binary": True, "not_read": True}  # photos are not read for a page view
+    assert (props["picture"]["connection"], props["picture"]["source_attribute"]) == ("contoso", "thumbnailPhoto")
     assert props["about_me"]["kind"] == "profile_store" and props["about_me"]["connection"] is None
     assert p["status"]["code"] == "active" and p["state_last_changed_in"] == first
     (obj,) = p["objects"]
@@ -164,3 +165,31 @@ def test_a_dry_run_or_a_failed_run_records_no_change(synced):
     d.entries[f"CN=Person 2,{USERS}"]["title"] = ["Boss"]
     h.sync(d, dry_run=True)
     assert view(h).frame(LAST_CHANGED_KEY).equals(before)
+
+
+def test_business_system_properties_name_their_column_join_and_run(tmp_path):
+    """A CSV business system (steps 9–12): its properties come from it, multi-valued ones from the value rows."""
+    csv = tmp_path / "hr.csv"
+    h = SyncHarness(tmp_path, custom_properties={"employee_id": {"max_length": 16},
+                                                 "certifications": {"max_length": 64, "multi_valued": True}},
+                    business_systems=[{"name": "hr", "type": "file", "path": str(csv),
+                                       "join": {"profile_property": "user_principal_name", "source_column": "login"},
+                                       "mappings": {"employee_id": "number", "certifications": "cert"}}])
+    csv.write_text("login,number,cert\np1@contoso.com,E-1,CISSP\np1@contoso.com,E-1,CCNA\np2@contoso.com,E-2,\n")
+    d = FakeDirectory()
+    d.person(1, "Person 1", upn="p1@contoso.com")
+    d.person(2, "Person 2", upn="p2@contoso.com")
+    h.sync(d)
+    first = run_id(h)
+    props = lineage(h, "p1@contoso.com")["by_property"]
+    assert {k: props["employee_id"][k] for k in ("value", "kind", "connection", "source_attribute", "last_changed_in")} \
+        == {"value": "E-1", "kind": "business_system", "connection": "hr", "source_attribute": "number",
+            "last_changed_in": first}
+    assert "join user_principal_name = login" in props["employee_id"]["transform"]
+    assert props["certifications"]["value"] == ["CISSP", "CCNA"] and props["certifications"]["source_attribute"] == "cert"
+
+    csv.write_text("login,number,cert\np1@contoso.com,E-1,CISSP\np1@contoso.com,E-1,CCNA\np2@contoso.com,E-20,\n")
+    h.sync(d)
+    second = run_id(h)
+    assert lineage(h, "p2@contoso.com")["by_property"]["employee_id"]["last_changed_in"] == second
+    assert lineage(h, "p1@contoso.com")["by_property"]["employee_id"]["last_changed_in"] == first

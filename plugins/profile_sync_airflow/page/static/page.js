@@ -55,7 +55,9 @@ const chip = (state, label) => el("span", {class: `state ${state || ""}`, datase
 
 function value(v) {
   if (v === null || v === undefined || v === "") return el("span", {class: "muted"}, "(empty)");
-  if (typeof v === "object" && v.binary) return el("span", {class: "muted"}, `binary, ${fmtNum(v.bytes)} bytes`);
+  if (typeof v === "object" && v.binary) {
+    return el("span", {class: "muted"}, v.not_read ? "binary (not shown)" : `binary, ${fmtNum(v.bytes)} bytes`);
+  }
   if (Array.isArray(v)) return v.join("; ");
   if (typeof v === "object") return JSON.stringify(v);
   return String(v);
