@@ -23,28 +23,32 @@ for _p in (_ROOT / "include", _ROOT / "plugins"):
 from profile_sync.config import load_settings  # noqa: E402  (small: YAML + pydantic, no pandas)
 from profile_sync.run import plan  # noqa: E402  (the step order; no pandas)
 from profile_sync.run.plan import Step  # noqa: E402
+from profile_sync_airflow.approval import ExportApprovalOperator  # noqa: E402  (Airflow's HITL operator, no pandas)
 
 PROFILE_STORE = Asset(name="profile_sync_profile_store", uri="profile-sync://profile-store/user_profiles")
 """Updated when a synchronization finishes; downstream DAGs can be scheduled on it."""
 
 
-def _call(step: Step, *args: object) -> dict:
+def _call(step: Step, *args: object, **kwargs: object) -> dict:
+    from functools import partial
+
     from profile_sync_airflow.tasks import call_step
 
-    return call_step(plan.engine_function(step), get_current_context(), *args)
+    return call_step(partial(plan.engine_function(step), **kwargs), get_current_context(), *args)
 
 
-def _task(step: Step, **extra: object):  # noqa: ANN202
+def _task(step: Step, call_kwargs: dict | None = None, **extra: object):  # noqa: ANN202
     """The TaskFlow task of one engine step (mapped steps take the connection's name)."""
     options: dict[str, object] = {"task_id": step.name, **extra}
+    kwargs = call_kwargs or {}
     if step.retries is not None:
         options["retries"] = step.retries
     if step.per == "run":
         def run_step() -> dict:
-            return _call(step)
+            return _call(step, **kwargs)
     else:
         def run_step(connection: str) -> dict:
-            return _call(step, connection)
+            return _call(step, connection, **kwargs)
     run_step.__doc__ = f"Engine step {step.module}.{step.name} (see README: What a run does)."
     return task(**options)(run_step)
 
@@ -117,8 +121,25 @@ def build_dag(kind: str) -> DAG:
             chain(*[_task(s)(connection) for s in plan.BUSINESS_SYSTEM_STEPS])
 
         start = start_run()
-        tasks = [_task(s).expand(connection=directories) if s.per == "directory" else _task(s)()
-                 for s in plan.DIRECTORY_STEPS]
+        tasks = []
+        for s in plan.DIRECTORY_STEPS:
+            if s.per == "directory":
+                tasks.append(_task(s).expand(connection=directories))
+            elif s.name == "validate_export":  # tripped blast-radius limits ask for approval instead of failing
+                gate = _task(s, call_kwargs={"approval": True})()
+                # Human-in-the-loop: waits (awaiting_input) for Approve / Reject when the gate asks; skipped
+                # otherwise. The export follows the gate, or the gate's approval.
+                approve = ExportApprovalOperator(
+                    task_id="approve_export", gate_task_id="validate_export", retries=0,
+                    response_timeout=(timedelta(minutes=settings.approval.timeout_minutes)
+                                      if settings.approval.timeout_minutes else None))
+                tasks += [gate, approve]
+            elif s.name == "export_profile_store":
+                exported = _task(s, trigger_rule="none_failed_min_one_success")()
+                gate >> exported
+                tasks.append(exported)
+            else:
+                tasks.append(_task(s)())
         if business_systems:
             tasks.append(business_system.expand(connection=business_systems))
         finish = _task(plan.FINISH, outlets=[PROFILE_STORE])()

@@ -266,6 +266,21 @@ class LeaseSettings(_Frozen):
     """How often a waiting run checks the lease."""
 
 
+class ApprovalSettings(_Frozen):
+    """An administrator's approval of a run whose blast-radius limits tripped (DESIGN §5, §6c).
+
+    When every failed check of ``validate_export`` is a blast-radius limit, the run waits for a decision
+    (Airflow human-in-the-loop, task ``approve_export``) instead of failing: approve → the export goes on
+    and the approval is recorded; reject or time-out → nothing is written and the run ends failed.
+    Structural checks never wait: they fail the run.
+    """
+
+    enabled: bool = True
+    """Wait for a decision on a tripped blast-radius limit; ``false``: fail at once (re-trigger with an override)."""
+    timeout_minutes: int | None = Field(default=1440, ge=1)
+    """How long a run waits for the decision before it ends failed (and writes nothing); ``null``: no time-out."""
+
+
 class Settings(_Frozen):
     """The whole configuration file."""
 
@@ -276,6 +291,8 @@ class Settings(_Frozen):
     deletion: DeletionSettings = DeletionSettings()
     schedule: ScheduleSettings = ScheduleSettings()
     lease: LeaseSettings = LeaseSettings()
+    approval: ApprovalSettings = ApprovalSettings()
+    """Approval of a tripped blast-radius gate by an administrator instead of a failed run."""
     account_name_format: str = "i:0#.f|membership|{value}"
     """Format of ``account_name``; ``{value}`` is the source value (the UPN), lower-cased."""
     custom_properties: dict[str, CustomProperty] = Field(default_factory=dict)

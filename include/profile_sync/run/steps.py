@@ -182,12 +182,15 @@ def start_run(ctx: RunContext) -> Summary | None:
 
 
 def _skip(ctx: RunContext) -> Summary | None:
-    """A run that must not synchronize (run/dates.py) is recorded as skipped, with the reason."""
+    """A run that must not synchronize (run/dates.py), or must not start while another run waits for an approval
+    (status/approval.py), is recorded as skipped, with the reason."""
     from profile_sync.run.dates import skip_reason
+    from profile_sync.status.approval import skip_while_waiting
 
     reason = skip_reason(ctx)
     if reason is None:
-        return None
+        # Another run waits for an administrator's approval of its export: skip instead of waiting for its lease.
+        return skip_while_waiting(ctx)
     ctx.history.start(ctx.run_key, run_id=ctx.run_id, dag_id=ctx.dag_id, requested_mode=ctx.requested_mode,
                       triggered_by=ctx.triggered_by, run_type=ctx.run_type, ds=ctx.ds, status="skipped",
                       started_at=_now(), finished_at=_now(), error=None, skipped_reason=reason)
@@ -592,11 +595,13 @@ def _read_pending(ctx: RunContext) -> PendingExports:
 
 # -- gate ----------------------------------------------------------------------------------
 @step("validate_export")
-def validate_export(ctx: RunContext) -> Summary:
-    """The data-quality gate before the profile-store export (checks: gates/checks.py; body: run/gate_step.py)."""
+def validate_export(ctx: RunContext, *, approval: bool = False) -> Summary:
+    """The data-quality gate before the profile-store export (checks: gates/checks.py; body: run/gate_step.py).
+
+    ``approval``: tripped blast-radius limits ask an administrator (the DAG's approve_export) instead of failing."""
     from profile_sync.run.gate_step import run_export_gate
 
-    return run_export_gate(ctx, _read_pending(ctx), _directories(ctx))
+    return run_export_gate(ctx, _read_pending(ctx), _directories(ctx), approval=approval)
 
 
 # -- step 4: export profile store ----------------------------------------------------------
