@@ -29,6 +29,7 @@ PACKAGES=(
   libldap2-dev libsasl2-dev
   chromium chromium-driver
   libjpeg-turbo-progs
+  redis-server
 )
 
 missing=()
