@@ -25,10 +25,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.parse
@@ -47,12 +49,13 @@ from tests.servers._util import (
     ServerProcess,
     free_port,
     make_temp_dir,
+    pid_alive,
     remove_tree,
     run,
     wait_until,
 )
 
-__all__ = ["AirflowCluster", "Worker", "session_members"]
+__all__ = ["AirflowCluster", "Worker", "reap_orphans", "session_members"]
 
 ROOT = Path(__file__).resolve().parents[2]
 DAG_IDS = ("profile_sync_full", "profile_sync_incremental")
@@ -82,6 +85,24 @@ def session_members(sid: int) -> list[int]:
         if fields[0] != "Z" and int(fields[3]) == sid:
             members.append(int(stat.parent.name))
     return members
+
+
+def reap_orphans() -> list[int]:
+    """SIGKILL processes left behind by a cluster whose test process died without stopping it (a killed
+    pytest: ``PR_SET_PDEATHSIG`` reaches only each component's first process). They are found by PID: their
+    working directory is a ``psync-airflow-celery-<pid>-*`` dir of a test process that no longer runs."""
+    pattern = re.compile(rf"^{re.escape(tempfile.gettempdir())}/psync-airflow-celery-(\d+)-")
+    killed = []
+    for cwd in Path("/proc").glob("[0-9]*/cwd"):
+        try:
+            match = pattern.match(os.readlink(cwd))
+        except OSError:
+            continue  # exited meanwhile, or not ours to read
+        if match and not pid_alive(int(match.group(1))):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(int(cwd.parent.name), signal.SIGKILL)
+                killed.append(int(cwd.parent.name))
+    return killed
 
 
 def _kill_session(sid: int, timeout: float = 10) -> None:
@@ -140,6 +161,7 @@ class AirflowCluster:
         self.connections = {k: dict(v) for k, v in dict(connections).items()}
         self.heartbeat_timeout = heartbeat_timeout
         self.start_timeout = start_timeout
+        reap_orphans()
         self.root = make_temp_dir("airflow-celery")
         self.control = self.root / "control"
         self.airflow = str(Path(sys.executable).with_name("airflow"))
@@ -208,6 +230,7 @@ class AirflowCluster:
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self.control / "passwords.json"),
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": str(self.heartbeat_timeout),
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "2",
+            "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.5",  # the next task of a run starts sooner
             # Parse once at start-up; the DAG files do not change during a test session.
             "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "600",
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "600",
@@ -249,19 +272,25 @@ class AirflowCluster:
 
     def start(self) -> AirflowCluster:
         t0 = time.monotonic()
+        for worker in self.workers.values():  # workers need no metadata database: start them meanwhile
+            self.start_worker(worker.name, wait=False)
         run([self.airflow, "db", "migrate"], timeout=600, env=self.control_env, cwd=self.control,
             what="airflow db migrate")
         self.timings["db_migrate"] = time.monotonic() - t0
-        run([sys.executable, "-m", "profile_sync_airflow.settings_loader", str(ROOT / "airflow_settings.yaml")],
-            timeout=300, env=self.control_env, cwd=self.control, what="load airflow_settings.yaml (pools)")
         t1 = time.monotonic()
+        # The project's pools (airflow_settings.yaml), loaded while the components start; no run is triggered
+        # before start() returns.
+        loader = self._spawn("settings-loader", [sys.executable, "-m", "profile_sync_airflow.settings_loader",
+                                                 str(ROOT / "airflow_settings.yaml")], self.control_env, self.control)
         self._spawn("api-server", [self.airflow, "api-server", "--host", LOOPBACK, "--port", str(self.api_port),
                                    "--workers", "1"], self.control_env, self.control)
         self._spawn("dag-processor", [self.airflow, "dag-processor"], self.control_env, self.control)
         self._spawn("scheduler", [self.airflow, "scheduler"], self.control_env, self.control)
-        for worker in self.workers.values():
-            self.start_worker(worker.name, wait=False)
         try:
+            wait_until(lambda: not loader.alive(), 300, "airflow_settings.yaml to be loaded", interval=0.2)
+            if loader.popen.returncode != 0:
+                raise ServerError(f"loading airflow_settings.yaml failed:\n{loader.log_tail()}")
+            self.processes.pop("settings-loader").stop()
             wait_until(self._healthy, self.start_timeout, f"Airflow API server and scheduler on {self.url}",
                        interval=0.5, alive=self._all_alive)
             for conn_id, conn in self.connections.items():
@@ -321,15 +350,17 @@ class AirflowCluster:
         worker.process.kill()
         _kill_session(sid)
 
-    def _stop(self, name: str, process: ServerProcess, timeout: float = 20) -> None:
-        sid = process.pid
+    def _stop(self, name: str, process: ServerProcess, timeout: float = 5) -> None:
+        sid, t0 = process.pid, time.monotonic()
         try:
             process.stop(timeout=timeout)
         finally:
             _kill_session(sid)
+            self.timings[f"stop {name}"] = time.monotonic() - t0
 
     def close(self) -> None:
-        """Stop every component by PID (workers first), then remove the temp dir."""
+        """Stop every component by PID (SIGTERM to all, up to 5 s each, then SIGKILL of what is left in
+        their sessions), then remove the temp dir."""
         try:
             running = [(n, p) for n, p in self.processes.items() if p.alive()]
             for _, process in running:  # SIGTERM to all first: they shut down in parallel
@@ -345,6 +376,8 @@ class AirflowCluster:
                 if not process.alive():
                     with contextlib.suppress(OSError, ServerError):
                         _kill_session(process.pid)
+            if os.environ.get("PSYNC_CLUSTER_TIMINGS"):
+                print("cluster timings:", {k: round(v, 1) for k, v in self.timings.items()})
             if errors:
                 raise ServerError("could not stop: " + "; ".join(errors))
         finally:

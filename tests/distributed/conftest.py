@@ -28,6 +28,7 @@ LDAP_CONN_ID = "corp_openldap"
 PROFILE_STORE_CONN_ID = "profile_store_db"
 STATE_CONN_ID = "psync_state"
 STATE_BUCKET = "psync-state"
+STATE_PREFIX = "profile-sync"
 PROFILE_DB = "profiles"
 
 # Where the workers share the state store. TEMPORARY: the state store on main takes file:// URLs only,
@@ -47,7 +48,7 @@ def directory_config() -> dict[str, Any]:
 
 def state_store_config(shared: Path) -> dict[str, Any]:
     if STATE_ON_S3:
-        return {"url": f"s3://{STATE_BUCKET}/profile-sync", "conn_id": STATE_CONN_ID}
+        return {"url": f"s3://{STATE_BUCKET}/{STATE_PREFIX}", "conn_id": STATE_CONN_ID}
     return {"url": f"file://{shared / 'state'}"}
 
 
@@ -70,8 +71,8 @@ def sample_slapd() -> Iterator[SlapdServer]:
 
 def ldap_connection(server: SlapdServer) -> dict[str, Any]:
     """The directory's Airflow Connection (JSON form)."""
-    return {"conn_type": "ldap", "host": LOOPBACK, "port": server.port, "login": server.bind_user_dn("sync", "reader"), "password": "sync-secret",
-            "extra": {"page_size": 200}}
+    return {"conn_type": "ldap", "host": LOOPBACK, "port": server.port,
+            "login": server.bind_user_dn("sync", "reader"), "password": "sync-secret", "extra": {"page_size": 200}}
 
 
 @pytest.fixture(scope="module")

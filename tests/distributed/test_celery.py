@@ -10,13 +10,23 @@ After each, the profile store must equal what the embedded in-process runner giv
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import ldap3
 import psycopg2
 import pytest
 
-from tests.distributed.conftest import BASE_DN, PROFILE_DB, dumps, profile_store
+from tests.distributed.conftest import (
+    BASE_DN,
+    PROFILE_DB,
+    STATE_BUCKET,
+    STATE_ON_S3,
+    STATE_PREFIX,
+    dumps,
+    profile_store,
+)
 from tests.helpers.delta import assert_same, snapshot
 from tests.servers._util import ServerError, wait_until
 
@@ -56,8 +66,10 @@ def _history(cluster, run_id: str) -> dict[str, Any]:
     """The run's history document, read from the state store the workers used."""
     from profile_sync.config.loader import load_settings
     from profile_sync.run.context import RunContext
+    from profile_sync_airflow.hooks import resolve_connection  # AIRFLOW_CONN_* of this process (S3 state)
 
-    ctx = RunContext(run_id=run_id, settings=load_settings(_config_path(cluster)))
+    ctx = RunContext(run_id=run_id, settings=load_settings(_config_path(cluster)),
+                     resolve_connection=resolve_connection)
     doc = ctx.history.get(run_id)
     assert doc is not None, f"no history for {run_id}"
     return doc
@@ -69,6 +81,16 @@ def _run_ok(cluster, dag_id: str) -> tuple[str, list[dict[str, Any]]]:
     run = cluster.wait_for_run(dag_id, run_id, timeout=420)
     assert run["state"] == "success", cluster.describe_run(dag_id, run_id)
     return run_id, cluster.task_instances(dag_id, run_id)
+
+
+@contextlib.contextmanager
+def _meanwhile(reference, mode: str) -> Iterator[None]:  # noqa: ANN001
+    """Run the embedded reference on the same directory in a thread while the distributed run goes on
+    (it only reads the directory); its result is waited for (bounded) when the block ends."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        done = pool.submit(reference.sync, mode)
+        yield
+        done.result(timeout=300)
 
 
 def _hosts(tis: list[dict[str, Any]]) -> set[str]:
@@ -97,14 +119,20 @@ def _pg_people(profile_store_url: str, cluster) -> dict[str, dict[str, Any]]:  #
 # --------------------------------------------------------------------------------------------- tests
 
 
-def test_full_run_spreads_over_both_workers_and_equals_the_embedded_run(cluster, reference, profile_store_url):
-    run_id, tis = _run_ok(cluster, FULL)
+def test_full_run_spreads_over_both_workers_and_equals_the_embedded_run(cluster, reference, profile_store_url,
+                                                                       s3_server, shared_state_dir):
+    with _meanwhile(reference, "full"):
+        run_id, tis = _run_ok(cluster, FULL)
     assert all(ti["try_number"] == 1 for ti in tis), dumps(tis)
     assert _hosts(tis) == set(cluster.workers), f"tasks ran on {_hosts(tis)}: {dumps(tis)}"
     doc = _history(cluster, run_id)
     assert (doc["status"], doc["mode"]) == ("success", "full")
+    # The workers handed the state to each other where the configuration says (see STATE_ON_S3).
+    if STATE_ON_S3:
+        assert s3_server.client().list_objects_v2(Bucket=STATE_BUCKET, Prefix=f"{STATE_PREFIX}/")["KeyCount"] > 0
+    else:
+        assert any((shared_state_dir / "state").rglob("*.parquet"))
 
-    reference.sync("full")
     distributed, embedded = snapshot(_distributed(cluster, profile_store_url)), snapshot(reference)
     assert len(distributed[0]) > 250 and len(distributed[2]) > 250  # the sample landed, memberships too
     assert_same(distributed, embedded, "the full run")
@@ -122,15 +150,14 @@ def test_incremental_run_after_directory_changes_equals_the_embedded_run(cluster
     assert conn.delete(people[6][0]), conn.result
     conn.unbind()
 
-    run_id, tis = _run_ok(cluster, INCREMENTAL)
+    with _meanwhile(reference, "incremental"):
+        run_id, tis = _run_ok(cluster, INCREMENTAL)
     doc = _history(cluster, run_id)
     assert (doc["status"], doc["mode"]) == ("success", "incremental"), dumps(doc)
     assert _hosts(tis) == set(cluster.workers), f"tasks ran on {_hosts(tis)}: {dumps(tis)}"
     stored = _pg_people(profile_store_url, cluster)
     assert stored[people[0][1]]["title"] == "Distributed title 0"
     assert stored[people[6][1]]["state"] == "marked_for_deletion"
-
-    reference.sync("incremental")
     assert_same(snapshot(_distributed(cluster, profile_store_url)), snapshot(reference), "the incremental run")
     Scenario.done.add("incremental")
 
@@ -156,6 +183,23 @@ def _blocked_backends(postgres_server) -> int:  # noqa: ANN001
     return int(out.strip())
 
 
+def _kill_the_exporting_worker(cluster, run_id: str, postgres_server) -> str:  # noqa: ANN001
+    """Once ``export_profile_store`` of the run is inside its transaction and blocked on the memberships,
+    SIGKILL every process of the worker running it (then release the lock); returns that worker's name."""
+    cluster.wait_for_task(INCREMENTAL, run_id, "import_profile_store", {"success"})  # done with the store
+    with _memberships_locked(postgres_server):
+        export = cluster.wait_for_task(INCREMENTAL, run_id, "export_profile_store", {"running"})
+        try:
+            wait_until(lambda: _blocked_backends(postgres_server) > 0, 120,
+                       "the export to block on group_memberships", interval=0.2)
+        except ServerError as exc:
+            raise AssertionError(f"{exc}\n{cluster.describe_run(INCREMENTAL, run_id)}") from None
+        victim = export["hostname"]
+        assert victim in cluster.workers, dumps(export)
+        cluster.kill_worker(victim)  # the machine dies mid-transaction
+    return victim
+
+
 def test_worker_killed_inside_the_export_is_retried_on_the_other_worker_and_converges(
         cluster, reference, sample_slapd, profile_store_url, postgres_server):
     Scenario.require("incremental")
@@ -170,31 +214,21 @@ def test_worker_killed_inside_the_export_is_retried_on_the_other_worker_and_conv
         "title": "Account Executive", "manager": people[10][0]}), conn.result
     conn.unbind()
 
-    run_id = cluster.trigger(INCREMENTAL)
-    cluster.wait_for_task(INCREMENTAL, run_id, "import_profile_store", {"success"})
-    with _memberships_locked(postgres_server):
-        export = cluster.wait_for_task(INCREMENTAL, run_id, "export_profile_store", {"running"})
-        try:
-            wait_until(lambda: _blocked_backends(postgres_server) > 0, 120,
-                       "the export to block on group_memberships", interval=0.2)
-        except ServerError as exc:
-            raise AssertionError(f"{exc}\n{cluster.describe_run(INCREMENTAL, run_id)}") from None
-        victim = export["hostname"]
-        assert victim in cluster.workers, dumps(export)
-        cluster.kill_worker(victim)  # the machine dies mid-transaction; the lock is released after
+    with _meanwhile(reference, "incremental"):
+        run_id = cluster.trigger(INCREMENTAL)
+        victim = _kill_the_exporting_worker(cluster, run_id, postgres_server)
+        run = cluster.wait_for_run(INCREMENTAL, run_id, timeout=420)
     survivor = next(name for name in cluster.workers if name != victim)
-
-    run = cluster.wait_for_run(INCREMENTAL, run_id, timeout=420)
     assert run["state"] == "success", cluster.describe_run(INCREMENTAL, run_id)
     tries = cluster.tries(INCREMENTAL, run_id, "export_profile_store")
     assert [t["hostname"] for t in tries] == [victim, survivor], dumps(tries)
     assert tries[0]["state"] != "success" and tries[-1]["state"] == "success", dumps(tries)
+    tis = cluster.task_instances(INCREMENTAL, run_id)
+    assert sorted(ti["task_id"] for ti in tis if ti["try_number"] > 1) == ["export_profile_store"], dumps(tis)
     doc = _history(cluster, run_id)
     assert (doc["status"], doc["mode"]) == ("success", "incremental"), dumps(doc)
     stored = _pg_people(profile_store_url, cluster)
     assert stored["newhire"]["state"] == "active"
     assert stored[people[14][1]]["state"] == "marked_for_deletion"
-
-    reference.sync("incremental")
     assert_same(snapshot(_distributed(cluster, profile_store_url)), snapshot(reference),
                 "the run whose worker was killed")

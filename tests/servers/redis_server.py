@@ -100,6 +100,12 @@ class RedisServer:
             self._proc.stop(timeout=timeout)
             self._proc = None
 
+    def kill(self) -> None:
+        """SIGKILL Redis (a crash); everything it held is gone."""
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc = None
+
     def close(self) -> None:
         try:
             self.stop()

@@ -161,6 +161,12 @@ class MotoS3Server:
             self._proc.stop(timeout=timeout)
             self._proc = None
 
+    def kill(self) -> None:
+        """SIGKILL the S3 server (a crash); everything it held is gone."""
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc = None
+
     def close(self) -> None:
         try:
             self.stop()
