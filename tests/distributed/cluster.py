@@ -42,7 +42,7 @@ from typing import Any
 
 import yaml
 
-from tests.servers import MotoS3Server, PostgresServer, RedisServer
+from tests.servers import PostgresServer, RedisServer
 from tests.servers._util import (
     LOOPBACK,
     ServerError,
@@ -149,14 +149,12 @@ class AirflowCluster:
         redis: RedisServer,
         profile_sync_config: Mapping[str, Any],
         connections: Mapping[str, Mapping[str, Any]] = (),
-        s3: MotoS3Server | None = None,
         workers: Iterable[str] = ("worker-a", "worker-b"),
         heartbeat_timeout: int = 20,
         start_timeout: float = 240.0,
     ) -> None:
         self.postgres = postgres
         self.redis = redis
-        self.s3 = s3
         self.profile_sync_config = dict(profile_sync_config)
         self.connections = {k: dict(v) for k, v in dict(connections).items()}
         self.heartbeat_timeout = heartbeat_timeout

@@ -115,7 +115,7 @@ def cluster(postgres_server: PostgresServer, redis_server: RedisServer, s3_serve
     os.environ[f"AIRFLOW_CONN_{STATE_CONN_ID.upper()}"] = s3_server.airflow_connection_env()
     try:
         with serve("distributed Airflow (CeleryExecutor, two workers)",
-                   lambda: AirflowCluster(postgres=pg, redis=redis_server, s3=s3_server, profile_sync_config=config,
+                   lambda: AirflowCluster(postgres=pg, redis=redis_server, profile_sync_config=config,
                                           connections=connections)) as airflow:
             yield airflow
     finally:
