@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from tests.distributed.cluster import AirflowCluster
-from tests.servers import MotoS3Server, PostgresServer, RedisServer, SlapdServer
+from tests.servers import PostgresServer, RedisServer, S3Server, SlapdServer
 from tests.servers._util import LOOPBACK, make_temp_dir, remove_tree
 from tests.servers.fixtures import serve
 
@@ -27,16 +27,14 @@ PEOPLE, GROUPS, SEED = 300, 20, 11
 LDAP_CONN_ID = "corp_openldap"
 PROFILE_STORE_CONN_ID = "profile_store_db"
 STATE_CONN_ID = "psync_state"
-STATE_BUCKET = "psync-state"
+STATE_BUCKET = "psync-distributed"
 STATE_PREFIX = "profile-sync"
 PROFILE_DB = "profiles"
 
-# Where the workers share the state store. TEMPORARY: the state store on main takes file:// URLs only,
-# so both workers use one folder on this machine's disk — the one thing they share besides the servers.
-# Once `state_store.url` takes s3:// with `state_store.conn_id` (issue 11, item 3), set this to True: the
-# store moves to the moto S3 server, reached through the Airflow Connection `psync_state` (created below
-# already), and the workers share no disk at all.
-STATE_ON_S3 = False
+# Where the workers keep the state store: on the S3 server (moto), reached through the Airflow Connection
+# `psync_state`, so the workers share no disk at all. False puts it in one folder both workers can read
+# (a shared disk), which is what a deployment without object storage needs.
+STATE_ON_S3 = True
 
 
 def directory_config() -> dict[str, Any]:
@@ -92,7 +90,7 @@ def shared_state_dir() -> Iterator[Path]:
 
 
 @pytest.fixture(scope="module")
-def cluster(postgres_server: PostgresServer, redis_server: RedisServer, s3_server: MotoS3Server,
+def cluster(postgres_server: PostgresServer, redis_server: RedisServer, s3_server: S3Server,
             sample_slapd: SlapdServer, profile_store_url: str, shared_state_dir: Path
             ) -> Iterator[AirflowCluster]:
     """The distributed Airflow (two Celery workers) with the project's DAGs on this configuration."""
@@ -108,21 +106,25 @@ def cluster(postgres_server: PostgresServer, redis_server: RedisServer, s3_serve
         LDAP_CONN_ID: ldap_connection(sample_slapd),
         PROFILE_STORE_CONN_ID: {"conn_type": "postgresql+psycopg2", "host": pg.host, "port": pg.port,
                                 "login": pg.user, "password": pg.password, "schema": PROFILE_DB},
-        STATE_CONN_ID: s3_server.airflow_connection(),
+        STATE_CONN_ID: json.loads(s3_server.airflow_connection()),
     }
-    previous = os.environ.get(f"AIRFLOW_CONN_{STATE_CONN_ID.upper()}")
-    # The test process reads the run history from the state store too (S3: through this Connection).
-    os.environ[f"AIRFLOW_CONN_{STATE_CONN_ID.upper()}"] = s3_server.airflow_connection_env()
+    s3_server.bucket(STATE_BUCKET)
+    # The test process reads the run history and the state (profile-store database, object storage) through
+    # the same Connections, from its environment.
+    env = {f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(conn) for conn_id, conn in connections.items()}
+    previous = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
     try:
         with serve("distributed Airflow (CeleryExecutor, two workers)",
                    lambda: AirflowCluster(postgres=pg, redis=redis_server, profile_sync_config=config,
                                           connections=connections)) as airflow:
             yield airflow
     finally:
-        if previous is None:
-            os.environ.pop(f"AIRFLOW_CONN_{STATE_CONN_ID.upper()}", None)
-        else:
-            os.environ[f"AIRFLOW_CONN_{STATE_CONN_ID.upper()}"] = previous
+        for key, value in previous.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 class EmbeddedReference:

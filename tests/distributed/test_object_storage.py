@@ -21,16 +21,21 @@ import pytest
 
 pytestmark = pytest.mark.timeout(120)
 
-CONN_ID = "psync_state_s3"
-BUCKET = "psync-state"
+CONN_ID = "psync_objects_s3"
+BUCKET = "psync-object-storage-test"
+
+
+@pytest.fixture(scope="module")
+def bucket(s3_server) -> str:
+    return s3_server.bucket(BUCKET)
 
 
 @pytest.fixture
-def state_root(s3_server, monkeypatch):
-    """``s3://psync-state/<fresh prefix>/`` through the Connection ``psync_state_s3`` (from the environment)."""
+def state_root(s3_server, bucket, monkeypatch):
+    """``s3://<bucket>/<fresh prefix>/`` through the Connection ``psync_objects_s3`` (from the environment)."""
     from airflow.sdk import ObjectStoragePath
 
-    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", s3_server.airflow_connection_env())
+    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", s3_server.airflow_connection())
     prefix = f"test-{uuid.uuid4().hex[:12]}"
     return ObjectStoragePath(f"s3://{BUCKET}/{prefix}/", conn_id=CONN_ID), prefix
 

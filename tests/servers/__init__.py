@@ -4,7 +4,7 @@
 * :class:`SambaDC` — Samba AD DC (``DC=contoso,DC=com``) in its own network namespace.
 * :class:`PostgresServer` — a PostgreSQL cluster for the profile store.
 * :class:`RedisServer` — Redis (Debian ``redis-server``), the Celery broker of tests/distributed.
-* :class:`MotoS3Server` — moto's S3-compatible server (PyPI ``moto[server]``) for object storage.
+* :class:`S3Server` — moto's S3-compatible server (PyPI ``moto[server]``) for object storage.
 
 Install the packages with ``tests/servers/install.sh`` (root, Debian 12). Pytest fixtures
 live in :mod:`tests.servers.fixtures` (``pytest_plugins = ["tests.servers.fixtures"]``).
@@ -18,15 +18,15 @@ import os
 from ._util import MissingBinaryError, ServerError
 from .postgres import PostgresServer
 from .redis_server import RedisServer
-from .s3 import MotoS3Server
+from .s3 import S3Server
 from .samba import SambaDC
 from .slapd import SlapdServer
 
 __all__ = [
     "MissingBinaryError",
-    "MotoS3Server",
     "PostgresServer",
     "RedisServer",
+    "S3Server",
     "SambaDC",
     "ServerError",
     "SlapdServer",

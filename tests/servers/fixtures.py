@@ -9,7 +9,7 @@ Session-scoped servers (started once per test session):
   (offline), snapshot "seeded". Set ``PROFILE_SYNC_SERVER_CACHE=/some/dir`` to also keep the
   seeded domain across sessions (keyed on the seed, Samba's version and this package's code).
 * ``postgres_server`` — :class:`PostgresServer`.
-* ``redis_server`` — :class:`RedisServer`; ``s3_server`` — :class:`MotoS3Server` (bucket ``psync-state``).
+* ``redis_server`` — :class:`RedisServer` (a Celery broker).
 
 Per-test helpers: ``slapd_fresh`` / ``samba_dc_fresh`` (the session server, restored to the
 "seeded" snapshot first), ``postgres_url`` (the test database dropped and re-created),
@@ -39,7 +39,7 @@ from ._ldif import Entry, entries_to_ldif
 from ._util import MissingBinaryError, ServerError, make_temp_dir, remove_tree, require_binary
 from .postgres import PostgresServer
 from .redis_server import RedisServer
-from .s3 import MotoS3Server
+from .s3 import S3Server
 from .samba import SambaDC
 from .slapd import SlapdServer
 
@@ -307,19 +307,15 @@ def postgres_url(postgres_server: PostgresServer) -> str:
     return postgres_server.url
 
 
-# --------------------------------------------------------------------------- redis, S3 (moto)
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """A running S3-compatible object store (moto's server) on loopback."""
+    with serve("S3 (moto server)", S3Server) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
     """A running Redis (``redis_server.url()``), e.g. a Celery broker."""
     with serve("Redis", RedisServer) as server:
-        yield server
-
-
-@pytest.fixture(scope="session")
-def s3_server() -> Iterator[MotoS3Server]:
-    """moto's S3 server with bucket ``psync-state``; ``s3_server.airflow_connection()`` is its Connection.
-    Session-wide: tests that need an empty bucket call ``s3_server.reset()`` or use their own prefix."""
-    with serve("S3 (moto server)", MotoS3Server) as server:
         yield server

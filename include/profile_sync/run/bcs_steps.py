@@ -25,10 +25,10 @@ from profile_sync.gates.errors import GateFailedError
 from profile_sync.gates.report import GateOverride
 from profile_sync.profile_store.augmentation import apply_bcs_exports, read_bcs_properties
 from profile_sync.profile_store.schema import property_specs
-from profile_sync.profile_store.store import ProfileStore, empty_values, make_engine
+from profile_sync.profile_store.store import empty_values
 from profile_sync.run.context import RunContext
 from profile_sync.run.gate_step import check_override_request, record_override
-from profile_sync.run.steps import SAMPLE, Summary, step
+from profile_sync.run.steps import SAMPLE, Summary, _profile_store, step
 from profile_sync.sync.pending_exports import ACTIVE, values_equal
 
 __all__ = ["confirm_bcs", "export_bcs", "import_bcs", "synchronize_bcs", "validate_bcs"]
@@ -63,11 +63,11 @@ def read_business_system(ctx: RunContext, bs: BusinessSystem) -> SourceRows:
     """One bulk read of ``bs`` (the hook layer resolves ``conn_id`` to a URL with its password)."""
     if bs.type == "file":
         return read_file(bs, ctx.resolve_path(bs.path or ""))
+    if bs.query:  # a dated extract: the run's date in the query
+        bs = bs.model_copy(update={"query": ctx.render(bs.query)})
     return read_sql(bs, _url(ctx, bs))
 
 
-def _profile_store(ctx: RunContext) -> ProfileStore:
-    return ProfileStore(make_engine(ctx.profile_store_url()), property_specs(ctx.settings))
 
 
 # -- step 9 ---------------------------------------------------------------------------------------
@@ -157,7 +157,7 @@ def export_bcs(ctx: RunContext, connection: str) -> Summary:
     counts = {"updates": len(updates), "unchanged": meta["stats"]["unchanged"], "cleared": meta["stats"]["cleared"]}
     if ctx.dry_run:
         return {**counts, "dry_run": True, "written": False}
-    written = apply_bcs_exports(_profile_store(ctx), updates, values, meta["single"], meta["multi"], ctx.run_id)
+    written = apply_bcs_exports(_profile_store(ctx), updates, values, meta["single"], meta["multi"], ctx.run_key)
     return {**counts, **written, "written": True}
 
 

@@ -130,14 +130,14 @@ def _samples(frame: pd.DataFrame, columns: list[str], n: int = SAMPLE) -> list[d
 
 
 def _record_in_history(ctx: RunContext, report: GateReport, quarantine: pd.DataFrame, released: pd.DataFrame) -> None:
-    doc = ctx.history.get(ctx.run_id) or {}
+    doc = ctx.history.get(ctx.run_key) or {}
     fields: dict[str, Any] = {"quarantine": {
         "held": len(quarantine),
         "released": len(released),
         "released_objects": _samples(released, list(released.columns), RELEASED_IN_HISTORY),
     }}
     fields.update(_override_fields(doc, report))
-    ctx.history.update(ctx.run_id, **fields)
+    ctx.history.update(ctx.run_key, **fields)
 
 
 def _override_fields(doc: dict[str, Any], report: GateReport, connection: str | None = None) -> dict[str, Any]:
@@ -154,6 +154,6 @@ def _override_fields(doc: dict[str, Any], report: GateReport, connection: str | 
 
 def record_override(ctx: RunContext, report: GateReport, connection: str | None = None) -> None:
     """Record in the run history that ``report`` was let through by an override (no-op otherwise)."""
-    fields = _override_fields(ctx.history.get(ctx.run_id) or {}, report, connection)
+    fields = _override_fields(ctx.history.get(ctx.run_key) or {}, report, connection)
     if fields:
-        ctx.history.update(ctx.run_id, **fields)
+        ctx.history.update(ctx.run_key, **fields)

@@ -11,6 +11,7 @@ import sys
 from typing import Any
 
 from profile_sync.config.loader import PROJECT_ROOT, config_path, load_settings
+from profile_sync.config.urls import mask_url
 from profile_sync.profile_store.schema import property_specs
 from profile_sync.profile_store.store import ProfileStore, make_engine
 from profile_sync.run.context import RunContext
@@ -55,12 +56,21 @@ def format_run(doc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _resolver() -> dict[str, Any]:
+    """Airflow's Connection lookup when Airflow is installed (a ``profile_store.conn_id``), else none."""
+    try:
+        from profile_sync_airflow.hooks import resolve_connection
+    except ImportError:
+        return {}
+    return {"resolve_connection": resolve_connection}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=2, help="how many of the newest runs to show")
     args = parser.parse_args(argv)
     settings = load_settings()
-    ctx = RunContext(run_id="report", settings=settings)
+    ctx = RunContext(run_id="report", settings=settings, **_resolver())
     runs = ctx.history.runs(args.runs)
     for doc in reversed(runs):
         print(format_run(doc))
@@ -75,9 +85,10 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print("Where to look:")
     print(f"  configuration:  {config_path()}")
-    print(f"  profile store:  {url}")
-    print(f"  state store:    {ctx.store.root}  (manifest.json, objects/*.parquet)")
-    print(f"  run history:    {ctx.history.folder}/<run id>.json")
+    print(f"  profile store:  {mask_url(url)}")
+    print(f"  state store:    {ctx.store.display}/objects/*.parquet  (connector spaces, metaverse)")
+    print("  run history, committed manifest, lease:  tables profile_sync_runs, profile_sync_run_steps,")
+    print("                  profile_sync_state, profile_sync_lease in the profile-store database")
     print(f"  Airflow logs:   {PROJECT_ROOT / '.local' / 'airflow' / 'logs'}  (and .local/logs/make-run-*.log)")
     print("  Airflow UI:     make ui")
     return 0 if all(d.get("status") == "success" for d in runs) else 1
