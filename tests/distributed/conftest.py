@@ -159,7 +159,7 @@ class EmbeddedReference:
         ctx = RunContext(run_id=f"reference-{self.runs}", settings=load_settings(self.config), project_root=self.tmp,
                          requested_mode=mode, resolve_connection=self.resolve)
         out = run_sync(ctx)
-        assert ctx.history.get(ctx.run_id)["status"] == "success"
+        assert ctx.history.get(ctx.run_key)["status"] == "success"
         return out
 
     @property

@@ -62,16 +62,16 @@ def _config_path(cluster):  # noqa: ANN001, ANN202
     return cluster.control / "profile_sync.yaml"
 
 
-def _history(cluster, run_id: str) -> dict[str, Any]:
-    """The run's history document, read from the state store the workers used."""
+def _history(cluster, dag_id: str, run_id: str) -> dict[str, Any]:
+    """The run's history document, read where the workers recorded it."""
     from profile_sync.config.loader import load_settings
     from profile_sync.run.context import RunContext
-    from profile_sync_airflow.hooks import resolve_connection  # AIRFLOW_CONN_* of this process (S3 state)
+    from profile_sync_airflow.hooks import resolve_connection  # AIRFLOW_CONN_* of this process
 
-    ctx = RunContext(run_id=run_id, settings=load_settings(_config_path(cluster)),
+    ctx = RunContext(run_id=run_id, dag_id=dag_id, settings=load_settings(_config_path(cluster)),
                      resolve_connection=resolve_connection)
-    doc = ctx.history.get(run_id)
-    assert doc is not None, f"no history for {run_id}"
+    doc = ctx.history.get(ctx.run_key)
+    assert doc is not None, f"no history for {dag_id} {run_id}"
     return doc
 
 
@@ -125,7 +125,7 @@ def test_full_run_spreads_over_both_workers_and_equals_the_embedded_run(cluster,
         run_id, tis = _run_ok(cluster, FULL)
     assert all(ti["try_number"] == 1 for ti in tis), dumps(tis)
     assert _hosts(tis) == set(cluster.workers), f"tasks ran on {_hosts(tis)}: {dumps(tis)}"
-    doc = _history(cluster, run_id)
+    doc = _history(cluster, FULL, run_id)
     assert (doc["status"], doc["mode"]) == ("success", "full")
     # The workers handed the state to each other where the configuration says (see STATE_ON_S3).
     if STATE_ON_S3:
@@ -152,7 +152,7 @@ def test_incremental_run_after_directory_changes_equals_the_embedded_run(cluster
 
     with _meanwhile(reference, "incremental"):
         run_id, tis = _run_ok(cluster, INCREMENTAL)
-    doc = _history(cluster, run_id)
+    doc = _history(cluster, INCREMENTAL, run_id)
     assert (doc["status"], doc["mode"]) == ("success", "incremental"), dumps(doc)
     assert _hosts(tis) == set(cluster.workers), f"tasks ran on {_hosts(tis)}: {dumps(tis)}"
     stored = _pg_people(profile_store_url, cluster)
@@ -225,7 +225,7 @@ def test_worker_killed_inside_the_export_is_retried_on_the_other_worker_and_conv
     assert tries[0]["state"] != "success" and tries[-1]["state"] == "success", dumps(tries)
     tis = cluster.task_instances(INCREMENTAL, run_id)
     assert sorted(ti["task_id"] for ti in tis if ti["try_number"] > 1) == ["export_profile_store"], dumps(tis)
-    doc = _history(cluster, run_id)
+    doc = _history(cluster, INCREMENTAL, run_id)
     assert (doc["status"], doc["mode"]) == ("success", "incremental"), dumps(doc)
     stored = _pg_people(profile_store_url, cluster)
     assert stored["newhire"]["state"] == "active"
