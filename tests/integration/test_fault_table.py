@@ -20,6 +20,7 @@ import sys
 import pandas as pd
 import pytest
 
+from profile_sync.profile_store import changelog
 from profile_sync.run import plan
 from tests.conftest import ROOT
 from tests.helpers.delta import assert_same, snapshot
@@ -115,6 +116,8 @@ def test_a_run_killed_at_any_point_converges(point, backend, reference, tmp_path
         killed = _kill_at(h, point, "incremental")
         assert killed.returncode == -signal.SIGKILL, (killed.returncode, killed.stderr[-2000:])
         killed_key = f"profile_sync_incremental/test-run-{h.runs}"
+        with h.engine.connect() as conn:  # a killed export never leaves the change log's triggers dropped
+            assert changelog.has_triggers(conn), f"change-log triggers missing after a kill at {point}"
 
         # The next incremental run waits out the dead holder's lease, takes over and converges.
         out = h.sync(_after(), mode="incremental")

@@ -69,7 +69,7 @@ def step(name: str) -> Callable[[Callable[..., Summary]], Callable[..., Summary]
             for key in COUNTS:
                 summary.setdefault(key, 0)
             summary.update(step=name, connection=connection, started_at=started, status="success",
-                           duration_s=round(time.perf_counter() - t0, 3))
+                           duration_s=round(time.perf_counter() - t0, 3), state_io=_state_io(ctx))
             ctx.history.record_step(ctx.run_key, summary)
             faults.point(f"step:{name}:after")
             return summary
@@ -77,6 +77,14 @@ def step(name: str) -> Callable[[Callable[..., Summary]], Callable[..., Summary]
         return run
 
     return decorate
+
+
+def _state_io(ctx: RunContext) -> dict[str, Any]:
+    """What the step read from and wrote to the state store, and the seconds it took."""
+    if "store" not in ctx.__dict__:  # the step never touched the state store
+        return {}
+    io = ctx.store.location.io
+    return {**io, "read_s": round(io["read_s"], 3), "write_s": round(io["write_s"], 3)}
 
 
 def _record_failure(ctx: RunContext, name: str, connection: str | None, started: str, t0: float,

@@ -11,6 +11,7 @@ name, and read whole.
 from __future__ import annotations
 
 import posixpath
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -72,6 +73,8 @@ class Location:
         self.root = root.rstrip("/") or "/"
         self.display = display
         self.local = "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,))
+        self.io = {"reads": 0, "writes": 0, "read_s": 0.0, "write_s": 0.0, "bytes_written": 0}
+        """What this location did (for the step's summary: the cost of state I/O)."""
 
     @classmethod
     def from_url(cls, url: str, project_root: Path, conn_id: str | None = None,
@@ -95,27 +98,35 @@ class Location:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
+        t0 = time.perf_counter()
         table = pa.Table.from_pandas(frame.reset_index(drop=True), preserve_index=False)
         target = self.path(rel)
         try:
             if self.local:
                 Path(target).parent.mkdir(parents=True, exist_ok=True)
                 pq.write_table(table, target)
+                size = Path(target).stat().st_size
             else:
                 sink = pa.BufferOutputStream()
                 pq.write_table(table, sink)
-                self.fs.pipe_file(target, sink.getvalue().to_pybytes())
+                data = sink.getvalue().to_pybytes()
+                self.fs.pipe_file(target, data)
+                size = len(data)
         except BaseException as exc:
             self._remove_quietly(target)
             if isinstance(exc, OSError):
                 raise StateUnavailableError(
                     f"state store {self.display}: could not write {rel} ({exc}); nothing was committed") from exc
             raise
+        self.io["writes"] += 1
+        self.io["bytes_written"] += size
+        self.io["write_s"] += time.perf_counter() - t0
 
     def read_frame(self, rel: str, columns: list[str] | None = None) -> "pd.DataFrame":
         import pyarrow as pa
         import pyarrow.parquet as pq
 
+        t0 = time.perf_counter()
         target = self.path(rel)
         try:
             if self.local:
@@ -130,7 +141,10 @@ class Location:
         except OSError as exc:
             raise StateUnavailableError(f"state store {self.display}: could not read {rel} ({exc})") from exc
         cols = [c for c in columns if c in present] if columns is not None else None
-        return pq.read_table(source, columns=cols).to_pandas()
+        frame = pq.read_table(source, columns=cols).to_pandas()
+        self.io["reads"] += 1
+        self.io["read_s"] += time.perf_counter() - t0
+        return frame
 
     def list(self, rel: str) -> list[ObjectInfo]:
         """Objects directly under ``rel`` (names relative to it), with their modification time when known."""
