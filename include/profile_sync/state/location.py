@@ -150,7 +150,7 @@ class Location:
         """Objects directly under ``rel`` (names relative to it), with their modification time when known."""
         folder = self.path(rel)
         try:
-            entries = self.fs.ls(folder, detail=True)
+            entries = self.fs.ls(folder, detail=True, refresh=True)
         except FileNotFoundError:
             return []
         out = []
