@@ -105,6 +105,7 @@ STEPS = Table(
     Column("step", String(64), nullable=False),
     Column("connection", String(255), nullable=False, default=""),
     Column("attempt", Integer, nullable=False),
+    Column("recorded_at", Float, nullable=False),
     Column("record", Text, nullable=False),
     PrimaryKeyConstraint("name", "run_key", "step", "connection", "attempt"),
 )

@@ -18,6 +18,7 @@ Document shape::
 from __future__ import annotations
 
 import json
+import time
 from datetime import datetime, timezone
 from typing import Any, Literal
 
@@ -50,24 +51,23 @@ class RunHistory:
             if row is None:
                 return None
             steps = conn.execute(select(STEPS.c.record).where(STEPS.c.name == self.name, STEPS.c.run_key == run_key)
-                                 .order_by(STEPS.c.attempt)).all()
+                                 .order_by(STEPS.c.recorded_at, STEPS.c.attempt)).all()
         return self._document(json.loads(row[0]), [json.loads(r[0]) for r in steps])
 
     @staticmethod
     def _document(doc: dict[str, Any], records: list[dict[str, Any]]) -> dict[str, Any]:
-        """The run document with its steps: the latest attempt of each, earlier ones under ``attempts``."""
+        """The run document with its steps, in the order they were recorded: the latest attempt of each, earlier
+        attempts under its ``attempts``."""
         latest: dict[tuple, dict[str, Any]] = {}
         earlier: dict[tuple, list[dict[str, Any]]] = {}
-        for r in records:  # ordered by attempt
+        for r in records:  # in the order recorded
             key = (r.get("step"), r.get("connection"))
             if key in latest:
-                prev = latest[key]
+                prev = latest.pop(key)  # the retry takes the place of the attempt it replaces, at the end
                 earlier.setdefault(key, []).append(
                     {k: prev.get(k) for k in ("attempt", "started_at", "status", "duration_s", "error")})
             latest[key] = r
-        steps = []
-        for key, r in sorted(latest.items(), key=lambda kv: (kv[1].get("started_at") or "", kv[1].get("attempt", 0))):
-            steps.append({**r, "attempts": earlier.get(key, [])})
+        steps = [{**r, "attempts": earlier.get(key, [])} for key, r in latest.items()]
         doc["steps"] = steps
         return doc
 
@@ -132,7 +132,8 @@ class RunHistory:
                           .scalar_one()) + 1
             record = {**record, "attempt": attempt}
             conn.execute(insert(STEPS).values(name=self.name, run_key=run_key, step=record.get("step"),
-                                              connection=connection, attempt=attempt, record=dumps(record)))
+                                              connection=connection, attempt=attempt, recorded_at=time.time(),
+                                              record=dumps(record)))
         return record
 
     def finish(self, run_key: str, status: RunStatus, conn=None, **fields: Any) -> dict[str, Any]:  # noqa: ANN001
@@ -149,8 +150,9 @@ class RunHistory:
             for i in range(0, len(rows), 500):
                 chunk = [key for key, _ in rows[i:i + 500]]
                 for key, record in conn.execute(
-                        select(STEPS.c.run_key, STEPS.c.record)
-                        .where(STEPS.c.name == self.name, STEPS.c.run_key.in_(chunk)).order_by(STEPS.c.attempt)):
+                        select(STEPS.c.run_key, STEPS.c.record).where(STEPS.c.name == self.name,
+                                                                      STEPS.c.run_key.in_(chunk))
+                        .order_by(STEPS.c.recorded_at, STEPS.c.attempt)):
                     records[key].append(json.loads(record))
         return [self._document(json.loads(doc), records[key]) for key, doc in rows]
 
