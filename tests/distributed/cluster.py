@@ -414,7 +414,7 @@ class AirflowCluster:
             except ValueError:
                 return exc.code, raw.decode(errors="replace")
 
-    def _ok(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
+    def ok(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
         status, answer = self.api(method, path, body)
         if status >= 300:
             raise AssertionError(f"{method} {path}: HTTP {status}: {answer}")
@@ -426,25 +426,25 @@ class AirflowCluster:
         if "extra" in conn:
             body["extra"] = json.dumps(conn["extra"])
         self.api("DELETE", f"/api/v2/connections/{urllib.parse.quote(conn_id)}")
-        self._ok("POST", "/api/v2/connections", body)
+        self.ok("POST", "/api/v2/connections", body)
 
     def trigger(self, dag_id: str, conf: Mapping[str, Any] | None = None) -> str:
         """Trigger ``dag_id`` (``POST /api/v2/dags/{dag_id}/dagRuns``); returns the run id."""
-        run = self._ok("POST", f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": dict(conf or {})})
+        run = self.ok("POST", f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": dict(conf or {})})
         return run["dag_run_id"]
 
     def dag_run(self, dag_id: str, run_id: str) -> dict[str, Any]:
-        return self._ok("GET", f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id)}")
+        return self.ok("GET", f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id)}")
 
     def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
-        body = self._ok("GET", f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id)}/taskInstances"
+        body = self.ok("GET", f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id)}/taskInstances"
                                "?limit=100")
         return body["task_instances"]
 
     def tries(self, dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> list[dict[str, Any]]:
         """Every try of one task instance (``…/taskInstances/{task_id}[/{map_index}]/tries``)."""
         mapped = f"/{map_index}" if map_index >= 0 else ""
-        body = self._ok("GET", f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id)}/taskInstances/"
+        body = self.ok("GET", f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id)}/taskInstances/"
                                f"{task_id}{mapped}/tries")
         return sorted(body["task_instances"], key=lambda t: t["try_number"])
 

@@ -232,3 +232,46 @@ def test_worker_killed_inside_the_export_is_retried_on_the_other_worker_and_conv
     assert stored[people[14][1]]["state"] == "marked_for_deletion"
     assert_same(snapshot(_distributed(cluster, profile_store_url)), snapshot(reference),
                 "the run whose worker was killed")
+
+
+def test_a_backfill_of_the_live_directory_synchronizes_nothing_again(cluster, profile_store_url):
+    """``airflow backfill create`` against the real scheduler: the directory is live (slapd), so the backfill's
+    dates — all before the runs above — are recorded as skipped, naming the run that already synchronized today's
+    directory after them; nothing is written (issue 14, "Backfills that mean something")."""
+    from tests.servers._util import run
+
+    import yaml
+
+    Scenario.require("full")
+    before = snapshot(_distributed(cluster, profile_store_url))
+    # A backfill needs a periodic schedule: the full DAG gets its default one (@weekly) and is parsed again.
+    # The scheduler may now also start this week's scheduled run (catchup is off): a full run of the same
+    # directory, which changes nothing either.
+    config = _config_path(cluster)
+    settings = yaml.safe_load(config.read_text())
+    settings["schedule"] = {"full": "@weekly", "incremental": None}
+    config.write_text(yaml.safe_dump(settings, sort_keys=False))
+    run([cluster.airflow, "dags", "reserialize"], timeout=300, env=cluster.control_env, cwd=cluster.control,
+        what="airflow dags reserialize")
+    wait_until(lambda: cluster.ok("GET", f"/api/v2/dags/{FULL}").get("timetable_summary"), 120,
+               "the full DAG's new schedule", interval=1)
+    run([cluster.airflow, "backfill", "create", "--dag-id", FULL, "--from-date", "2026-11-01",
+         "--to-date", "2026-11-15"], timeout=300, env=cluster.control_env, cwd=cluster.control,
+        what="airflow backfill create")
+
+    def backfill_runs() -> list[dict[str, Any]] | None:
+        runs = cluster.ok("GET", f"/api/v2/dags/{FULL}/dagRuns?run_type=backfill&limit=50")["dag_runs"]
+        return runs if runs and all(r["state"] in ("success", "failed") for r in runs) else None
+
+    runs = wait_until(backfill_runs, 600, "the backfill's runs to finish", interval=2)
+    for r in cluster.ok("GET", f"/api/v2/dags/{FULL}/dagRuns?run_type=scheduled&limit=5")["dag_runs"]:
+        cluster.wait_for_run(FULL, r["dag_run_id"], timeout=420)
+    assert len(runs) >= 2, dumps(runs)  # @weekly: the Sundays 1, 8 and 15 November
+    for r in runs:
+        assert r["state"] == "success", cluster.describe_run(FULL, r["dag_run_id"])
+        tis = {ti["task_id"]: ti["state"] for ti in cluster.task_instances(FULL, r["dag_run_id"])}
+        assert tis["start_run"] == "skipped" and tis["export_profile_store"] == "skipped", dumps(tis)
+        doc = _history(cluster, FULL, r["dag_run_id"])
+        assert doc["status"] == "skipped" and doc["run_type"] == "backfill", dumps(doc)
+        assert "the sources are live" in doc["skipped_reason"] and "synchronized them at" in doc["skipped_reason"]
+    assert_same(snapshot(_distributed(cluster, profile_store_url)), before, "a backfill of a live directory")
