@@ -321,7 +321,7 @@ def test_each_view_after_the_scheduled_full_run(server, admin_browser, full_run)
     props = open_person(b, server, "person 5", "Person 5")
     assert props["title"] == {"value": "Title 5", "connection": "contoso", "source": "title",
                               "transform": "copy", "changed-in": props["title"]["changed-in"]}
-    assert props["title"]["changed-in"].startswith(run_id)
+    assert props["title"]["changed-in"].startswith(f"{FULL}/{run_id} (")  # the run key: which job, which run
     assert props["work_email"]["value"] == "person.5@contoso.com"
     assert (props["work_email"]["source"], props["work_email"]["transform"]) == ("proxyAddresses", "proxy_primary_smtp")
     assert props["manager"]["value"].startswith("i:0#.f|membership|p2@contoso.com")
@@ -361,9 +361,9 @@ def test_each_view_after_an_incremental_run_and_the_lineage_follows_the_director
 
     props = open_person(b, server, "person.5@contoso", "Person 5")
     assert props["title"]["value"] == "Title 5 (acting)"
-    assert props["title"]["changed-in"].startswith(inc_id)
-    assert props["job_title"]["changed-in"].startswith(inc_id)
-    assert props["first_name"]["changed-in"].startswith(full_id)  # unchanged since the full run
+    assert props["title"]["changed-in"].startswith(f"{INCREMENTAL}/{inc_id} (")
+    assert props["job_title"]["changed-in"].startswith(f"{INCREMENTAL}/{inc_id} (")
+    assert props["first_name"]["changed-in"].startswith(f"{FULL}/{full_id} (")  # unchanged since the full run
     shot(b, "person")
 
     # People without a profile, and why.
