@@ -64,7 +64,7 @@ run: $(SAMPLE) $(AIRFLOW_HOME)/.ready
 	@echo "== profile_sync_incremental (log: .local/logs/make-run-incremental.log)"
 	@$(AIRFLOW) dags test profile_sync_incremental > $(LOCAL)/logs/make-run-incremental.log 2>&1 || (tail -40 $(LOCAL)/logs/make-run-incremental.log; exit 1)
 	@echo
-	@$(PY) -m profile_sync.run.report --runs 2
+	@$(PY) -m profile_sync_airflow.report --runs 2
 
 test-servers:
 	bash tests/servers/install.sh

@@ -1,7 +1,10 @@
 """What happened and where to look: the summary ``make run`` prints.
 
 ``python -m profile_sync.run.report [--runs N]`` reads the run history from the
-state store and the totals from the profile store.
+state store and the totals from the profile store. A profile store given as an Airflow Connection
+(``profile_store.conn_id``) is found in ``AIRFLOW_CONN_<CONN_ID>`` (no Airflow needed);
+``python -m profile_sync_airflow.report`` (the plugin's wrapper, what ``make run`` calls) also finds
+it in Airflow's metadata database and secrets backends.
 """
 
 from __future__ import annotations
@@ -10,10 +13,13 @@ import argparse
 import sys
 from typing import Any
 
+from profile_sync.errors import ProfileSyncError
+
 from profile_sync.config.loader import PROJECT_ROOT, config_path, load_settings
 from profile_sync.profile_store.schema import property_specs
 from profile_sync.profile_store.store import ProfileStore, make_engine
-from profile_sync.run.context import RunContext
+from profile_sync.run.connections import environment_connection
+from profile_sync.run.context import ConnectionResolver, RunContext
 
 STEP_ORDER = [
     "import_directory", "import_profile_store", "synchronize", "validate_export", "export_profile_store",
@@ -55,18 +61,24 @@ def format_run(doc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, resolve_connection: ConnectionResolver = environment_connection) -> int:
+    """Print the report; 0 when every run shown succeeded. ``resolve_connection`` finds the profile store's
+    Connection (default: the ``AIRFLOW_CONN_*`` environment)."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=2, help="how many of the newest runs to show")
     args = parser.parse_args(argv)
     settings = load_settings()
-    ctx = RunContext(run_id="report", settings=settings)
+    ctx = RunContext(run_id="report", settings=settings, resolve_connection=resolve_connection)
     runs = ctx.history.runs(args.runs)
     for doc in reversed(runs):
         print(format_run(doc))
         print()
-    url = ctx.profile_store_url()
-    totals = ProfileStore(make_engine(url), property_specs(settings)).counts()
+    try:
+        url = ctx.profile_store_url()
+        totals = ProfileStore(make_engine(url), property_specs(settings)).counts()
+    except ProfileSyncError as exc:
+        print(f"Profile store: cannot be read: {exc}", file=sys.stderr)
+        return 2
     print("Profile store now:")
     print(f"  people (active):      {totals['people']}")
     print(f"  marked for deletion:  {totals['marked_for_deletion']}")
@@ -75,12 +87,21 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print("Where to look:")
     print(f"  configuration:  {config_path()}")
-    print(f"  profile store:  {url}")
+    print(f"  profile store:  {_without_password(url)}")
     print(f"  state store:    {ctx.store.root}  (manifest.json, objects/*.parquet)")
     print(f"  run history:    {ctx.history.folder}/<run id>.json")
     print(f"  Airflow logs:   {PROJECT_ROOT / '.local' / 'airflow' / 'logs'}  (and .local/logs/make-run-*.log)")
     print("  Airflow UI:     make ui")
     return 0 if all(d.get("status") == "success" for d in runs) else 1
+
+
+def _without_password(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001  (not a URL SQLAlchemy parses: show nothing of it)
+        return "(unparsable URL)"
 
 
 if __name__ == "__main__":
