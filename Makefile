@@ -72,8 +72,10 @@ test-servers:
 test: $(VENV)/.installed test-servers
 	PROFILE_SYNC_REQUIRE_SERVERS=1 $(PY) -m pytest -q tests
 
-bench: $(VENV)/.installed
-	$(PY) -m tests.bench
+# make bench [PEOPLE=100000]: slapd + PostgreSQL (test servers) and LDIF + SQLite; see tests/bench/__main__.py.
+BENCH_PEOPLE ?= $(if $(filter command line,$(origin PEOPLE)),$(PEOPLE),100000)
+bench: $(VENV)/.installed test-servers
+	$(PY) -m tests.bench --people $(BENCH_PEOPLE)
 
 ui: $(SAMPLE) $(AIRFLOW_HOME)/.ready
 	@echo "Airflow UI: http://127.0.0.1:$(UI_PORT)   login: admin   password: printed below by Airflow"
