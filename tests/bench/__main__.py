@@ -112,8 +112,11 @@ def run_child(work: Path, label: str, config: Path, mode: str, connections: dict
     if proc.returncode != 0:
         raise BenchFailed(f"the {label} synchronization failed (exit {proc.returncode})")
     result = json.loads(out.read_text())
+    # The child resets its high-water mark before each step (child.py), which resets ru_maxrss too: the
+    # process's peak is the largest of the steps' peaks (and of what wait4 saw after the last reset).
+    peak = max([usage.ru_maxrss / 1024, result["imports_rss_mb"]] + [m["peak_rss_mb"] for m in result["measured"]])
     return SyncRun(label, result["engine_s"], wall, usage.ru_utime + usage.ru_stime, result["import_s"],
-                   usage.ru_maxrss / 1024, result["imports_rss_mb"], result["steps"], result["measured"])
+                   peak, result["imports_rss_mb"], result["steps"], result["measured"])
 
 
 def _write_config(path: Path, **content: Any) -> Path:

@@ -156,3 +156,18 @@ def test_each_value_decodes_as_utf8_decoding_it_alone_would(rows):
             continue
         got = space.objects.loc[space.objects["position"] == i, "a.proxyaddresses"].iloc[0]
         assert i not in held and listed(got) == want
+
+
+def test_decoding_a_chunk_at_a_time_gives_the_same_space(monkeypatch):
+    from profile_sync.sync import connector_space
+
+    entries = [person(i, displayname=[f"Person {i}".encode()], proxyaddresses=[f"SMTP:p{i}@contoso.com".encode()])
+               for i in range(1, 12)]
+    entries[7] = person(8, displayname=[b"\xff bad"])  # in the third chunk of 3
+    whole = build_connector_space(entries, AD)
+    monkeypatch.setattr(connector_space, "DECODE_CHUNK", 3)
+    chunked = build_connector_space(entries, AD)
+    assert list(chunked.held["position"]) == [8] == list(whole.held["position"])
+    assert chunked.held["reason"].iloc[0].startswith("undecodable value (not UTF-8) in 'displayname'")
+    a, b = (s.objects.map(listed) for s in (whole, chunked))
+    assert a.equals(b) and len(a) == 10
