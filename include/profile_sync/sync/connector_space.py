@@ -99,8 +99,7 @@ def _build(entries: Iterable[Entry], directory: ResolvedDirectory) -> ImportedSp
     positions: list[int] = []
     types: list[str] = []
     digests: list[bytes] = []
-    rows: list[list[list[bytes] | tuple[()]]] = []
-    """Raw values of the objects not decoded yet (a chunk at most)."""
+    rows: list[list[list[bytes] | tuple[()]]] = []  # raw values of the objects not decoded yet (a chunk at most)
     held: list[tuple[str | None, str, int, str]] = []
     ignored = 0
     blake = hashlib.blake2b
