@@ -26,7 +26,7 @@ export AIRFLOW__LOGGING__LOGGING_LEVEL ?= WARNING
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BUILD_PACKAGES := libldap2-dev libsasl2-dev
 
-.PHONY: help run test ui bench sample system-packages test-servers clean
+.PHONY: help run test ui bench sample system-packages test-servers clean FORCE
 
 help:
 	@echo "make run    - set up everything, build the sample directory, run a full then an incremental sync"
@@ -47,10 +47,29 @@ $(VENV)/.installed: requirements.txt constraints.txt | system-packages
 	$(VENV)/bin/pip install -q -r requirements.txt -c constraints.txt
 	touch $@
 
-$(SAMPLE): $(VENV)/.installed $(wildcard include/profile_sync/sample/*.py)
+# The sample is rebuilt when PEOPLE, GROUPS or SEED change: $(SAMPLE_SPEC) holds the values it was built
+# with and is rewritten only when they differ (so its date tells make). Another sample is another directory
+# (other people, other anchors): the default profile store and state store start empty for it, as a run
+# against them would mark every person of the old sample for deletion (and the gate would stop it).
+SAMPLE_SPEC := $(LOCAL)/sample/.spec
+SPEC := people=$(PEOPLE) groups=$(GROUPS) seed=$(SEED)
+
+$(SAMPLE_SPEC): FORCE
+	@mkdir -p $(@D)
+	@if ! echo "$(SPEC)" | cmp -s - $@; then \
+	  if [ -f $@ ]; then \
+	    echo "sample: $$(cat $@) -> $(SPEC): a new sample directory, so .local/profiles.db and .local/state start empty"; \
+	    rm -rf $(LOCAL)/state $(LOCAL)/profiles.db $(LOCAL)/profiles.db-wal $(LOCAL)/profiles.db-shm; \
+	  fi; \
+	  echo "$(SPEC)" > $@; \
+	fi
+
+$(SAMPLE): $(VENV)/.installed $(SAMPLE_SPEC) $(wildcard include/profile_sync/sample/*.py)
 	$(PY) -m profile_sync.sample --people $(PEOPLE) --groups $(GROUPS) --seed $(SEED) --out $(SAMPLE)
 
 sample: $(SAMPLE)
+
+FORCE:
 
 $(AIRFLOW_HOME)/.ready: $(VENV)/.installed airflow_settings.yaml
 	mkdir -p $(AIRFLOW_HOME) $(LOCAL)/logs

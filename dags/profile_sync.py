@@ -1,9 +1,10 @@
 """Profile Sync DAGs: ``profile_sync_full`` and ``profile_sync_incremental``.
 
 Both are built by one factory from the configuration (``PROFILE_SYNC_CONFIG``).
-Each task calls exactly one engine step (``include/profile_sync/run/steps.py``)
-and returns a small summary. The run history, gate reports and counts live in
-the state store; see README.md.
+Each task calls exactly one engine step (``include/profile_sync/run/steps.py``),
+in the order of ``include/profile_sync/run/plan.py``, and returns a small summary.
+The run history, gate reports and counts live in the coordination tables of the
+profile-store database; see README.md.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from airflow.sdk import DAG, Asset, Param, PokeReturnValue, get_current_context, task, task_group
+from airflow.sdk import DAG, Asset, Param, PokeReturnValue, chain, get_current_context, task, task_group
 
 _ROOT = Path(__file__).resolve().parents[1]
 for _p in (_ROOT / "include", _ROOT / "plugins"):
@@ -20,23 +21,36 @@ for _p in (_ROOT / "include", _ROOT / "plugins"):
         sys.path.insert(0, str(_p))
 
 from profile_sync.config import load_settings  # noqa: E402  (small: YAML + pydantic, no pandas)
+from profile_sync.run import plan  # noqa: E402  (the step order; no pandas)
+from profile_sync.run.plan import Step  # noqa: E402
+from profile_sync_airflow.approval import ExportApprovalOperator  # noqa: E402  (Airflow's HITL operator, no pandas)
 
 PROFILE_STORE = Asset(name="profile_sync_profile_store", uri="profile-sync://profile-store/user_profiles")
 """Updated when a synchronization finishes; downstream DAGs can be scheduled on it."""
 
 
-def _step(name: str, *args: object) -> dict:
-    from profile_sync.run import steps
+def _call(step: Step, *args: object, **kwargs: object) -> dict:
+    from functools import partial
+
     from profile_sync_airflow.tasks import call_step
 
-    return call_step(getattr(steps, name), get_current_context(), *args)
+    return call_step(partial(plan.engine_function(step), **kwargs), get_current_context(), *args)
 
 
-def _bcs_step(name: str, connection: str) -> dict:
-    from profile_sync.run import bcs_steps
-    from profile_sync_airflow.tasks import call_step
-
-    return call_step(getattr(bcs_steps, name), get_current_context(), connection)
+def _task(step: Step, call_kwargs: dict | None = None, **extra: object):  # noqa: ANN202
+    """The TaskFlow task of one engine step (mapped steps take the connection's name)."""
+    options: dict[str, object] = {"task_id": step.name, **extra}
+    kwargs = call_kwargs or {}
+    if step.retries is not None:
+        options["retries"] = step.retries
+    if step.per == "run":
+        def run_step() -> dict:
+            return _call(step, **kwargs)
+    else:
+        def run_step(connection: str) -> dict:
+            return _call(step, connection, **kwargs)
+    run_step.__doc__ = f"Engine step {step.module}.{step.name} (see README: What a run does)."
+    return task(**options)(run_step)
 
 
 def build_dag(kind: str) -> DAG:
@@ -74,55 +88,23 @@ def build_dag(kind: str) -> DAG:
         doc_md=__doc__,
     ) as dag:
 
-        @task.sensor(task_id="start_run", poke_interval=lease.poke_seconds, timeout=max(lease.wait_seconds, 1),
-                     mode="reschedule", pool="default_pool", retries=0)
+        # The engine fails a run that waited lease.wait_seconds, naming the holder; the sensor's own
+        # timeout is only a backstop.
+        @task.sensor(task_id="start_run", poke_interval=lease.poke_seconds,
+                     timeout=lease.wait_seconds + 10 * lease.poke_seconds + 60, mode="reschedule",
+                     pool="default_pool", retries=0)
         def start_run() -> PokeReturnValue:
             """Take the state-store lease (waits while another run holds it) and choose the mode."""
             from profile_sync.run import steps
-            from profile_sync_airflow.tasks import run_context
+            from profile_sync_airflow.tasks import run_context, terminal_errors_fail
 
-            summary = steps.start_run(run_context(get_current_context()))
+            with terminal_errors_fail():
+                summary = steps.start_run(run_context(get_current_context()))
+            if summary is not None and summary.get("skipped"):
+                from airflow.sdk.exceptions import AirflowSkipException
+
+                raise AirflowSkipException(summary["reason"])
             return PokeReturnValue(is_done=summary is not None, xcom_value=summary)
-
-        @task
-        def import_directory(connection: str) -> dict:
-            return _step("import_directory", connection)
-
-        @task
-        def import_profile_store() -> dict:
-            return _step("import_profile_store")
-
-        @task
-        def synchronize() -> dict:
-            return _step("synchronize")
-
-        @task(retries=0)
-        def validate_export() -> dict:
-            return _step("validate_export")
-
-        @task
-        def export_profile_store() -> dict:
-            return _step("export_profile_store")
-
-        @task
-        def confirm_profile_store() -> dict:
-            return _step("confirm_profile_store")
-
-        @task
-        def synchronize_writeback() -> dict:
-            return _step("synchronize_writeback")
-
-        @task
-        def export_directory(connection: str) -> dict:
-            return _step("export_directory", connection)
-
-        @task
-        def confirm_directory(connection: str) -> dict:
-            return _step("confirm_directory", connection)
-
-        @task(outlets=[PROFILE_STORE])
-        def finish_run() -> dict:
-            return _step("finish_run")
 
         @task(pool="default_pool", retries=2)
         def release_run() -> dict:
@@ -132,50 +114,36 @@ def build_dag(kind: str) -> DAG:
 
             return steps.release_run(run_context(get_current_context()))
 
-        # Steps 9–12 exist only when a business system is configured: one mapped group,
-        # one chain per business system (import → synchronize → gate → export → confirm).
-        @task
-        def import_bcs(connection: str) -> dict:
-            return _bcs_step("import_bcs", connection)
-
-        @task
-        def synchronize_bcs(connection: str) -> dict:
-            return _bcs_step("synchronize_bcs", connection)
-
-        @task(retries=0)
-        def validate_bcs(connection: str) -> dict:
-            return _bcs_step("validate_bcs", connection)
-
-        @task
-        def export_bcs(connection: str) -> dict:
-            return _bcs_step("export_bcs", connection)
-
-        @task
-        def confirm_bcs(connection: str) -> dict:
-            return _bcs_step("confirm_bcs", connection)
-
+        # The step order comes from run/plan.py (the in-process runner reads it too). Steps 9–12 exist only when
+        # a business system is configured: one mapped group, one chain per business system.
         @task_group(group_id="business_system", tooltip="Steps 9–12, once per business system")
         def business_system(connection: str) -> None:
-            (import_bcs(connection) >> synchronize_bcs(connection) >> validate_bcs(connection)
-             >> export_bcs(connection) >> confirm_bcs(connection))
+            chain(*[_task(s)(connection) for s in plan.BUSINESS_SYSTEM_STEPS])
 
         start = start_run()
-        release = release_run()
-        directory_done = (
-            start
-            >> import_directory.expand(connection=directories)
-            >> import_profile_store()
-            >> synchronize()
-            >> validate_export()
-            >> export_profile_store()
-            >> confirm_profile_store()
-            >> synchronize_writeback()
-            >> export_directory.expand(connection=directories)
-            >> confirm_directory.expand(connection=directories)
-        )
+        tasks = []
+        for s in plan.DIRECTORY_STEPS:
+            if s.per == "directory":
+                tasks.append(_task(s).expand(connection=directories))
+            elif s.name == "validate_export":  # tripped blast-radius limits ask for approval instead of failing
+                gate = _task(s, call_kwargs={"approval": True})()
+                # Human-in-the-loop: waits (awaiting_input) for Approve / Reject when the gate asks; skipped
+                # otherwise. The export follows the gate, or the gate's approval.
+                approve = ExportApprovalOperator(
+                    task_id="approve_export", gate_task_id="validate_export", retries=0,
+                    response_timeout=(timedelta(minutes=settings.approval.timeout_minutes)
+                                      if settings.approval.timeout_minutes else None))
+                tasks += [gate, approve]
+            elif s.name == "export_profile_store":
+                exported = _task(s, trigger_rule="none_failed_min_one_success")()
+                gate >> exported
+                tasks.append(exported)
+            else:
+                tasks.append(_task(s)())
         if business_systems:
-            directory_done = directory_done >> business_system.expand(connection=business_systems)
-        directory_done >> finish_run() >> release.as_teardown(setups=start)
+            tasks.append(business_system.expand(connection=business_systems))
+        finish = _task(plan.FINISH, outlets=[PROFILE_STORE])()
+        chain(start, *tasks, finish, release_run().as_teardown(setups=start))
     return dag
 
 

@@ -27,3 +27,16 @@ def resolve_connection(conn_id: str) -> "ConnectionInfo":
         schema=conn.schema,
         extra=conn.extra_dejson or {},
     )
+
+
+def state_store_filesystem(url: str, conn_id: str | None):  # noqa: ANN201
+    """The fsspec filesystem of an object-store state store, credentials from the Airflow Connection ``conn_id``.
+
+    Airflow's ``ObjectStoragePath`` builds it (the provider of the URL's scheme registers the
+    filesystem: ``apache-airflow-providers-amazon`` for ``s3://``, ``…-google`` for ``gs://``,
+    ``…-microsoft-azure`` for ``abfs://``), so credentials, endpoints and roles are configured
+    the way every Airflow user already configures them.
+    """
+    from airflow.sdk import ObjectStoragePath
+
+    return ObjectStoragePath(url, conn_id=conn_id).fs

@@ -35,8 +35,9 @@ def resolve_connection(conn_id: str):  # noqa: ANN201
 
 def main(argv: list[str] | None = None) -> int:
     from profile_sync.run.report import main as report
+    from profile_sync_airflow.hooks import state_store_filesystem
 
-    return report(argv, resolve_connection=resolve_connection)
+    return report(argv, resolve_connection=resolve_connection, resolve_filesystem=state_store_filesystem)
 
 
 if __name__ == "__main__":

@@ -95,7 +95,7 @@ def measure(config: Path, connections: dict[str, dict[str, Any]], dag_id: str, c
             ) -> dict[str, Any]:
     """One scheduled run of ``dag_id``: its wall time, the engine's time, and the difference."""
     from profile_sync.config import load_settings
-    from profile_sync.run.context import RunContext
+    from profile_sync.run.context import RunContext, run_key
 
     airflow = ScheduledAirflow(config, connections)
     try:
@@ -104,7 +104,9 @@ def measure(config: Path, connections: dict[str, dict[str, Any]], dag_id: str, c
     finally:
         airflow.close()
     ctx = RunContext(run_id="bench-reader", settings=load_settings(config), project_root=config.parent)
-    history = ctx.history.get(run_doc["dag_run_id"]) or {}
+    history = ctx.history.get(run_key(dag_id, run_doc["dag_run_id"])) or {}
+    if not history.get("steps"):
+        raise RuntimeError(f"no run history for {dag_id} run {run_doc['dag_run_id']}")
     engine = sum(s.get("duration_s", 0) for s in history.get("steps", []))
     wall = _seconds(run_doc["queued_at"], run_doc["end_date"])
     tasks = [t for t in run_doc["task_instances"] if t.get("start_date") and t.get("end_date")]

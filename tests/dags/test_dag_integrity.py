@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 FULL_STEPS = [
-    "start_run", "import_directory", "import_profile_store", "synchronize", "validate_export",
+    "start_run", "import_directory", "import_profile_store", "synchronize", "validate_export", "approve_export",
     "export_profile_store", "confirm_profile_store", "synchronize_writeback", "export_directory",
     "confirm_directory", "finish_run", "release_run",
 ]
@@ -115,6 +115,14 @@ def test_policies(dagbag, dag_id):
             assert task.pool == "profile_sync", task.task_id
     assert dag.get_task("validate_export").retries == 0
     assert dag.get_task("import_directory").retries >= 1
+    # The approval (human-in-the-loop) sits between the gate and the export; the export follows either.
+    approve = dag.get_task("approve_export")
+    assert type(approve).__name__ == "ExportApprovalOperator" and approve.retries == 0
+    assert approve.upstream_task_ids == {"validate_export"}
+    export = dag.get_task("export_profile_store")
+    assert export.upstream_task_ids == {"validate_export", "approve_export"}
+    assert export.trigger_rule == "none_failed_min_one_success"
+    assert list(approve.serialized_params) == ["comment"]
     assert [o.name for o in dag.get_task("finish_run").outlets] == ["profile_sync_profile_store"]
 
 
@@ -151,7 +159,7 @@ def test_dag_module_does_not_import_pandas_at_parse_time(shape, bcs_config):
     code = ("import sys, runpy; g = runpy.run_path(%r); "
             "assert len(g['profile_sync_full'].task_ids) == %d; "
             "print('pandas' in sys.modules, 'ldap3' in sys.modules, 'great_expectations' in sys.modules)"
-            % (str(ROOT / "dags" / "profile_sync.py"), 17 if shape == "twelve steps" else 12))
+            % (str(ROOT / "dags" / "profile_sync.py"), 18 if shape == "twelve steps" else 13))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True,
                          env=env)
     assert out.stdout.strip().splitlines()[-1] == "False False False"

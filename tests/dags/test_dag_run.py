@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
+from tests.helpers.config import inspect_context, run_document
 from tests.helpers.directory import FakeDirectory, team
 
 pytestmark = pytest.mark.timeout(600)
 
 
-def _history(tmp, run_id):
-    from profile_sync.state.files import slug
-
-    return json.loads((tmp / "state" / "history" / f"{slug(run_id)}.json").read_text())
+def _history(tmp, dag_run):
+    return run_document(tmp / "profile_sync.yaml", dag_run)
 
 
 def _step(doc, name):
@@ -35,6 +32,8 @@ def _profiles(tmp):
     import sqlite3
 
     with sqlite3.connect(tmp / "profiles.db") as db:
+        if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'user_profiles'").fetchone():
+            return {}
         return {r[0]: r[1:] for r in db.execute(
             "SELECT user_principal_name, title, manager, state FROM user_profiles")}
 
@@ -46,7 +45,7 @@ def test_full_twice_then_after_a_change(airflow_db, project_config):
 
     first = _run("full")
     assert first.state == "success"
-    doc = _history(tmp, first.run_id)
+    doc = _history(tmp, first)
     assert doc["status"] == "success"
     assert _step(doc, "export_profile_store")["adds"] == 20
     assert _step(doc, "export_profile_store")["membership_adds"] == 20
@@ -54,7 +53,7 @@ def test_full_twice_then_after_a_change(airflow_db, project_config):
 
     second = _run("full")
     assert second.state == "success"
-    export = _step(_history(tmp, second.run_id), "export_profile_store")
+    export = _step(_history(tmp, second), "export_profile_store")
     assert (export["adds"], export["updates"], export["deletes"], export["unchanged"]) == (0, 0, 0, 20)
     assert export["membership_adds"] == export["membership_removes"] == 0
 
@@ -65,7 +64,7 @@ def test_full_twice_then_after_a_change(airflow_db, project_config):
     d.write(tmp / "directory.ldif")
     third = _run("full")
     assert third.state == "success"
-    export = _step(_history(tmp, third.run_id), "export_profile_store")
+    export = _step(_history(tmp, third), "export_profile_store")
     assert (export["adds"], export["updates"], export["deletes"]) == (1, 1, 1)
     people = _profiles(tmp)
     assert people["p3@contoso.com"][:2] == ("Promoted", "i:0#.f|membership|p1@contoso.com")
@@ -77,11 +76,11 @@ def test_incremental_after_full_and_dry_run(airflow_db, project_config):
     tmp = project_config
     team(5).write(tmp / "directory.ldif")
     inc = _run("incremental")
-    doc = _history(tmp, inc.run_id)
+    doc = _history(tmp, inc)
     assert inc.state == "success"
     assert doc["mode"] == "full" and "no delta state" in doc["full_reason"]
     again = _run("incremental")
-    doc = _history(tmp, again.run_id)
+    doc = _history(tmp, again)
     assert doc["mode"] == "incremental"
     assert _step(doc, "import_directory")["unchanged_source"] is True
 
@@ -89,7 +88,7 @@ def test_incremental_after_full_and_dry_run(airflow_db, project_config):
     d.write(tmp / "directory.ldif")
     dry = _run("full", dry_run=True, mode="full")
     assert dry.state == "success"
-    assert _step(_history(tmp, dry.run_id), "export_profile_store")["adds"] == 1
+    assert _step(_history(tmp, dry), "export_profile_store")["adds"] == 1
     assert len(_profiles(tmp)) == 5
 
 
@@ -98,25 +97,23 @@ def test_a_failed_gate_fails_the_run_and_writes_nothing(airflow_db, project_conf
     team(5).write(tmp / "directory.ldif")
     assert _run("full").state == "success"
     before = _profiles(tmp)
-    state_before = (tmp / "state" / "manifest.json").read_text()
+    state_before = inspect_context(tmp / "profile_sync.yaml").store.committed_manifest()
     FakeDirectory().write(tmp / "directory.ldif")  # an empty import
     failed = _run("full")
     assert failed.state == "failed"
-    doc = _history(tmp, failed.run_id)
+    doc = _history(tmp, failed)
     assert doc["status"] == "failed"
     gate = _step(doc, "validate_export")
     assert gate["status"] == "failed"
     assert gate["gate_report"]["checks"][0]["name"] == "source_not_empty"
     assert _profiles(tmp) == before
-    assert (tmp / "state" / "manifest.json").read_text() == state_before
-    assert not (tmp / "state" / "lease.json").exists()
+    assert inspect_context(tmp / "profile_sync.yaml").store.committed_manifest() == state_before
+    assert inspect_context(tmp / "profile_sync.yaml").lease.record() is None
 
 
 def test_a_run_waits_for_the_lease_and_never_interleaves(airflow_db, project_config):
     """A second run (a backfill beside a manual run, say) cannot start while the lease is held."""
     import yaml
-
-    from profile_sync.state.lease import Lease
 
     tmp = project_config
     config = tmp / "profile_sync.yaml"
@@ -124,13 +121,16 @@ def test_a_run_waits_for_the_lease_and_never_interleaves(airflow_db, project_con
     doc["lease"] = {"poke_seconds": 1, "wait_seconds": 3}
     config.write_text(yaml.safe_dump(doc))
     team(3).write(tmp / "directory.ldif")
-    lease = Lease(tmp / "state", ttl_seconds=600)
-    assert lease.try_acquire("another-run")
+    lease = inspect_context(config).lease
+    assert lease.try_acquire("profile_sync_incremental/another-run").acquired
     blocked = _run("full")
     assert blocked.state == "failed"
-    assert lease.holder()["owner"] == "another-run"
-    assert not (tmp / "profiles.db").exists() or _profiles(tmp) == {}
-    assert lease.release("another-run")
+    assert lease.holder()["owner"] == "profile_sync_incremental/another-run"
+    assert _profiles(tmp) == {}
+    doc = _history(tmp, blocked)
+    assert doc["status"] == "failed"
+    assert "held by run 'profile_sync_incremental/another-run'" in doc["error"]
+    assert lease.release("profile_sync_incremental/another-run")
     assert _run("full").state == "success"
     assert len(_profiles(tmp)) == 3
 
@@ -166,7 +166,7 @@ def test_full_with_a_business_system_in_postgresql(airflow_db, project_config, p
 
     run = _run("full")
     assert run.state == "success"
-    doc = _history(tmp, run.run_id)
+    doc = _history(tmp, run)
     assert [s["step"] for s in doc["steps"] if s["connection"] == "hr"] == [
         "import_bcs", "synchronize_bcs", "validate_bcs", "export_bcs", "confirm_bcs"]
     sync = _step(doc, "synchronize_bcs")

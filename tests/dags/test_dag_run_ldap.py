@@ -13,10 +13,10 @@ import yaml
 pytestmark = pytest.mark.timeout(900)
 
 
-def _history(tmp, run_id):
-    from profile_sync.state.files import slug
+def _history(tmp, dag_run):
+    from tests.helpers.config import run_document
 
-    return json.loads((tmp / "state" / "history" / f"{slug(run_id)}.json").read_text())
+    return run_document(tmp / "profile_sync.yaml", dag_run)
 
 
 def _step(doc, name):
@@ -61,7 +61,7 @@ def test_full_sync_dag_against_slapd_with_starttls_and_base_dns_from_the_connect
     }, {"name": "openldap", "preset": "inetorgperson"})
     first = _run()
     assert first.state == "success"
-    doc = _history(tmp_path, first.run_id)
+    doc = _history(tmp_path, first)
     assert _step(doc, "import_directory")["in_scope_people"] == 50
     assert _step(doc, "export_profile_store")["adds"] == 50
     assert _step(doc, "export_profile_store")["membership_adds"] == 60  # everyone 50 + managers 10
@@ -73,7 +73,7 @@ def test_full_sync_dag_against_slapd_with_starttls_and_base_dns_from_the_connect
     assert conn.delete(f"uid=p0049,ou=people,{server.base_dn}")
     second = _run()
     assert second.state == "success"
-    export = _step(_history(tmp_path, second.run_id), "export_profile_store")
+    export = _step(_history(tmp_path, second), "export_profile_store")
     assert (export["adds"], export["updates"], export["deletes"]) == (0, 1, 1)
     assert _db(tmp_path, "SELECT title FROM user_profiles WHERE user_name = 'p0005'") == [("Director",)]
     assert _db(tmp_path, "SELECT state FROM user_profiles WHERE user_name = 'p0049'") == [("marked_for_deletion",)]
@@ -89,7 +89,7 @@ def test_full_sync_dag_against_samba_with_picture_write_back(airflow_db, samba_d
         "mappings": {"picture": {"source": "thumbnailPhoto", "direction": "both"}}})
     first = _run()
     assert first.state == "success"
-    doc = _history(tmp_path, first.run_id)
+    doc = _history(tmp_path, first)
     assert _step(doc, "export_profile_store")["adds"] == 49  # 50 users, u0003 disabled
     assert _db(tmp_path, "SELECT work_email, sip_address FROM user_profiles WHERE user_name = 'u0007@contoso.com'") \
         == [("u0007@contoso.com", "u0007@contoso.com")]
@@ -99,7 +99,7 @@ def test_full_sync_dag_against_samba_with_picture_write_back(airflow_db, samba_d
     _db(tmp_path, "UPDATE user_profiles SET picture = ? WHERE user_name = 'u0008@contoso.com'", picture)
     second = _run()
     assert second.state == "success"
-    doc = _history(tmp_path, second.run_id)
+    doc = _history(tmp_path, second)
     assert _step(doc, "synchronize")["held_for_writeback"] == 1
     assert _step(doc, "export_directory")["updates"] == 1 and _step(doc, "export_directory")["errors"] == 0
     assert _step(doc, "confirm_directory")["confirmed"] == 1
@@ -109,7 +109,7 @@ def test_full_sync_dag_against_samba_with_picture_write_back(airflow_db, samba_d
     assert conn.response[0]["raw_attributes"]["thumbnailPhoto"] == [picture]
 
     third = _run()
-    doc = _history(tmp_path, third.run_id)
+    doc = _history(tmp_path, third)
     assert third.state == "success"
     assert _step(doc, "export_profile_store")["updates"] == 0
     assert _step(doc, "export_directory")["message"] == "nothing to write back"
@@ -146,7 +146,7 @@ def test_two_directories_in_one_run_slapd_and_samba(airflow_db, slapd_fresh, sam
 
     run = _run()
     assert run.state == "success"
-    history = _history(tmp_path, run.run_id)
+    history = _history(tmp_path, run)
     imports = {s["connection"]: s for s in history["steps"] if s["step"] == "import_directory"}
     assert {k: v["in_scope_people"] for k, v in imports.items()} == {"contoso": 49, "example": 50}
     assert {s["connection"] for s in history["steps"] if s["step"] == "confirm_directory"} == {"contoso", "example"}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from types import SimpleNamespace
 
 import pytest
@@ -28,10 +27,10 @@ def _run(**conf):
     return dag.test(run_conf=conf or None)
 
 
-def _history(tmp, run_id):
-    from profile_sync.state.files import slug
+def _history(tmp, dag_run):
+    from tests.helpers.config import run_document
 
-    return json.loads((tmp / "state" / "history" / f"{slug(run_id)}.json").read_text())
+    return run_document(tmp / "profile_sync.yaml", dag_run)
 
 
 def _task_instances(dag_run) -> dict:
@@ -52,7 +51,13 @@ def _profiles(tmp) -> dict:
 
 
 def test_a_failed_gate_fails_once_without_retry_and_an_override_lets_the_run_through(airflow_db, project_config):
+    """With ``approval.enabled: false`` (a tripped gate would otherwise wait for an administrator:
+    tests/ui/test_page.py, tests/unit/status/test_approval.py)."""
+    import yaml
+
     tmp = project_config
+    config = tmp / "profile_sync.yaml"
+    config.write_text(yaml.safe_dump({**yaml.safe_load(config.read_text()), "approval": {"enabled": False}}))
     d = _forty()
     d.write(tmp / "directory.ldif")
     assert _run().state == "success"
@@ -68,7 +73,7 @@ def test_a_failed_gate_fails_once_without_retry_and_an_override_lets_the_run_thr
     assert (state, tries, max_tries) == ("failed", 1, 0)
     assert tis["export_profile_store"][0] == "upstream_failed"
     assert tis["release_run"][0] == "success"
-    doc = _history(tmp, failed.run_id)
+    doc = _history(tmp, failed)
     gate = next(s for s in doc["steps"] if s["step"] == "validate_export")
     failed_checks = {c["name"] for c in gate["gate_report"]["checks"] if not c["passed"]}
     assert failed_checks == {"people_deletes", "source_shrink"}
@@ -77,7 +82,7 @@ def test_a_failed_gate_fails_once_without_retry_and_an_override_lets_the_run_thr
 
     overridden = _run(override_gates=True, override_reason="contractors offboarded (CHG-1234)")
     assert overridden.state == "success"
-    doc = _history(tmp, overridden.run_id)
+    doc = _history(tmp, overridden)
     assert doc["override_requested"]["requested_by"] == "dag_test"  # dag.test's triggering user
     (entry,) = doc["overrides"]
     assert entry["by"] == "dag_test" and entry["reason"] == "contractors offboarded (CHG-1234)"

@@ -9,6 +9,7 @@ harness resolves, as the hook layer does in Airflow.
 from __future__ import annotations
 
 import functools
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from profile_sync.profile_store.schema import property_specs
 from profile_sync.profile_store.store import ProfileStore, make_engine
 from profile_sync.run.context import ConnectionInfo, RunContext
 from profile_sync.run.local import run_sync
+from profile_sync.state.errors import LeaseHeldError
 
 from tests.helpers.directory import USERS, FakeDirectory
 
@@ -41,6 +43,8 @@ class SyncHarness:
         if profile_store_url:
             self.connections["profile_store_db"] = profile_store_url
         self.runs = 0
+        self.resolve_filesystem = None
+        """(url, conn_id) → fsspec filesystem for an object-store state store (the Airflow hook in production)."""
         self.write_config(**overrides)
 
     def write_config(self, **overrides: Any) -> None:
@@ -48,7 +52,7 @@ class SyncHarness:
         directory.update(overrides.pop("directory", {}))
         store = {"conn_id": "profile_store_db"} if "profile_store_db" in self.connections else {"url": self.url}
         doc = {
-            "state_store": {"url": f"file://{self.tmp / 'state'}"},
+            "state_store": overrides.pop("state_store", {"url": f"file://{self.tmp / 'state'}"}),
             "profile_store": store,
             "directories": [directory],
             **overrides,
@@ -62,12 +66,34 @@ class SyncHarness:
         self.runs += 1
         return RunContext(run_id=f"test-run-{self.runs}", settings=load_settings(self.config),
                           project_root=self.tmp, requested_mode=mode, dry_run=dry_run,
-                          resolve_connection=self.resolve_connection)
+                          resolve_connection=self.resolve_connection, resolve_filesystem=self.resolve_filesystem)
 
-    def sync(self, directory: FakeDirectory | None = None, mode: str = "full", dry_run: bool = False) -> dict:
+    def inspector(self) -> RunContext:
+        """A context for reading the stores (the state store, the coordination tables); counts no run."""
+        return RunContext(run_id="inspect", settings=load_settings(self.config), project_root=self.tmp,
+                          resolve_connection=self.resolve_connection, resolve_filesystem=self.resolve_filesystem)
+
+    def last_run(self) -> dict | None:
+        """The run history document of the last run."""
+        return self.inspector().history.get(f"manual/test-run-{self.runs}")
+
+    def committed_manifest(self) -> dict:
+        return self.inspector().store.committed_manifest()
+
+    def sync(self, directory: FakeDirectory | None = None, mode: str = "full", dry_run: bool = False,
+             wait: float = 30.0) -> dict:
+        """One run; waits (up to ``wait`` s) while another run — a dead one, say — holds the lease."""
         if directory is not None:
             directory.write(self.ldif)
-        return run_sync(self.context(mode, dry_run))
+        ctx = self.context(mode, dry_run)
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                return run_sync(ctx)
+            except LeaseHeldError:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.2)
 
     @property
     def store(self) -> ProfileStore:

@@ -1,12 +1,12 @@
 """Never a mass delete from a bad import, against a real slapd (issue 6, item 5).
 
 A narrowed base DN, lost read access and a server killed during a paged
-search must each leave the profile store unchanged. The LDIF versions of these
-scenarios run in tests/unit/gates/test_no_mass_delete.py; these need the LDAP
-reader (issue 3) and skip, naming it, until ``make_reader`` can build a reader
-for a ``type: ldap`` connection. They use only the engine's interfaces: the
-configuration (``type: ldap``, ``conn_id``, ``containers``), the run context's
-connection resolver (``ConnectionInfo``) and ``steps.make_reader``.
+search must each leave the profile store unchanged, each failing with the error
+that says what happened. The LDIF versions of these scenarios run in
+tests/unit/gates/test_no_mass_delete.py. They use only the engine's interfaces:
+the configuration (``type: ldap``, ``conn_id``, ``containers``), the run
+context's connection resolver (``ConnectionInfo``), ``steps.make_reader``, and
+the state store's and run history's APIs.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from typing import Any, Iterator
 
 import pytest
 
-from profile_sync.config.loader import resolved_directories
-from profile_sync.errors import ValueErrorWithKnownValues
+from profile_sync.config.loader import load_settings
+from profile_sync.directory.errors import DirectoryError, DirectoryUnavailableError
+from profile_sync.gates import GateFailedError
 from profile_sync.run.context import ConnectionInfo, RunContext
 from profile_sync.run.local import run_sync
-from profile_sync.state.history import RunHistory
 from tests.helpers.sync import SyncHarness
 
 BASE = "dc=example,dc=org"
@@ -40,23 +40,8 @@ def _entries() -> list[tuple[str, dict[str, Any]]]:
     return out
 
 
-@pytest.fixture(scope="module")
-def ldap_reader_available(tmp_path_factory) -> None:
-    """Skip (naming issue 3) while the engine has no reader for ``type: ldap`` connections."""
-    from profile_sync.directory.readers import make_reader
-
-    h = SyncHarness(tmp_path_factory.mktemp("probe"), directory=_directory([PEOPLE_OU]))
-    ctx = h.context()
-    try:
-        make_reader(resolved_directories(ctx.settings)[0], ctx)
-    except ValueErrorWithKnownValues as exc:
-        pytest.skip(f"needs the LDAP reader (issue 3): {exc}")
-    except Exception:  # noqa: BLE001  (a reader that connects when built fails on the probe's dummy connection)
-        pass
-
-
 @pytest.fixture
-def slapd(ldap_reader_available, slapd_factory):
+def slapd(slapd_factory):
     server = slapd_factory(base_dn=BASE)
     server.load_entries(_entries())
     server.start()
@@ -78,11 +63,11 @@ def _context(h: SyncHarness, server, user: str = "sync", password: str = "sync-p
 
 
 def _state(h: SyncHarness) -> tuple:
-    return h.profiles().sort_index().to_dict("records"), (h.tmp / "state" / "manifest.json").read_text()
+    return h.profiles().sort_index().to_dict("records"), h.committed_manifest()
 
 
 def _failed_step(h: SyncHarness) -> str:
-    doc = RunHistory(h.tmp / "state").get(f"test-run-{h.runs}")
+    doc = h.last_run()
     assert doc["status"] == "failed"
     (step,) = [s["step"] for s in doc["steps"] if s["status"] == "failed"]
     return step
@@ -100,8 +85,6 @@ def test_a_narrowed_base_dn_changes_nothing(synced):
     h, server = synced
     before = _state(h)
     h.write_config(directory=_directory([SALES_OU]))  # 100 of 1,500 people left in scope
-    from profile_sync.gates import GateFailedError
-
     with pytest.raises(GateFailedError, match="source_shrink"):
         run_sync(_context(h, server))
     assert _failed_step(h) == "validate_export"
@@ -111,9 +94,11 @@ def test_a_narrowed_base_dn_changes_nothing(synced):
 def test_lost_read_access_changes_nothing(synced):
     h, server = synced
     before = _state(h)
-    with pytest.raises(Exception):  # noqa: B017  (noSuchObject at import, or an empty source at the gate)
+    with pytest.raises(DirectoryError) as err:  # slapd hides what the account may not read: noSuchObject
         run_sync(_context(h, server, "blind", "blind-pw"))
-    assert _failed_step(h) in ("import_directory", "validate_export")
+    assert err.value.terminal and "noSuchObject (32)" in str(err.value)
+    assert "may not see it" in str(err.value)  # the message says the rights may be why
+    assert _failed_step(h) == "import_directory"
     assert _state(h) == before
 
 
@@ -152,8 +137,9 @@ def test_slapd_killed_during_a_paged_search_changes_nothing(synced, monkeypatch)
         return readers[-1]
 
     monkeypatch.setattr(steps, "make_reader", killing)
-    with pytest.raises(Exception):  # noqa: B017  (whatever the reader raises when the server is gone)
+    with pytest.raises(DirectoryUnavailableError) as err:  # transient: Airflow retries the step
         run_sync(_context(h, server))
+    assert not err.value.terminal
     assert readers and readers[0].after_kill < PEOPLE - 1, "the reader read every entry before the server died"
     assert _failed_step(h) == "import_directory"
     assert _state(h) == before

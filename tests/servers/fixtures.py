@@ -37,6 +37,7 @@ from . import require_servers
 from ._ldif import Entry, entries_to_ldif
 from ._util import MissingBinaryError, ServerError, make_temp_dir, remove_tree, require_binary
 from .postgres import PostgresServer
+from .s3 import S3Server
 from .samba import SambaDC
 from .slapd import SlapdServer
 
@@ -302,3 +303,10 @@ def postgres_url(postgres_server: PostgresServer) -> str:
     """SQLAlchemy URL of an empty ``profile_sync`` database (dropped and re-created)."""
     postgres_server.reset_database()
     return postgres_server.url
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """A running S3-compatible object store (moto's server) on loopback."""
+    with serve("S3 (moto server)", S3Server) as server:
+        yield server

@@ -25,6 +25,7 @@ import secrets
 import shutil
 import signal
 import socket
+import ssl
 import sys
 import time
 import uuid
@@ -112,6 +113,8 @@ class SambaDC:
         self.smb_conf = self.target_dir / "etc" / "smb.conf"
         self._tls: TlsFiles | None = None
         self._netns: str | None = None
+        self.strong_auth = False
+        """``ldap server require strong auth = yes`` (see :meth:`require_strong_auth`)."""
         self._samba: ServerProcess | None = None
         self._forwarder: ServerProcess | None = None
         self._listeners: dict[int, socket.socket] = {}
@@ -372,10 +375,12 @@ class SambaDC:
         import ldap3
 
         def answers() -> bool:
-            server = ldap3.Server(LOOPBACK, port=self.port, get_info=ldap3.NONE, connect_timeout=2)
+            # With strong auth required, simple binds are refused on plain LDAP: bind after StartTLS.
+            tls = ldap3.Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=str(self.ca_file)) if self.strong_auth else None
+            server = ldap3.Server(LOOPBACK, port=self.port, get_info=ldap3.NONE, connect_timeout=2, tls=tls)
             conn = ldap3.Connection(
-                server, user=self.admin_upn, password=self.admin_password,
-                receive_timeout=5, auto_bind=True,
+                server, user=self.admin_upn, password=self.admin_password, receive_timeout=5,
+                auto_bind=ldap3.AUTO_BIND_TLS_BEFORE_BIND if self.strong_auth else True,
             )
             try:
                 conn.search("", "(objectClass=*)", search_scope=ldap3.BASE,
@@ -392,6 +397,16 @@ class SambaDC:
         assert self._samba is not None
         wait_until(answers, self.start_timeout, f"samba LDAP on {self.uri}",
                    interval=0.1, alive=self._samba.alive)
+
+    def require_strong_auth(self, on: bool) -> SambaDC:
+        """Set ``ldap server require strong auth`` (``yes``: like an AD requiring LDAP signing, simple binds are
+        refused on plain LDAP with strongerAuthRequired) and restart; ``uri`` stays the same."""
+        text = self.smb_conf.read_text()
+        old, new = ("no", "yes") if on else ("yes", "no")
+        self.smb_conf.write_text(text.replace(f"ldap server require strong auth = {old}",
+                                              f"ldap server require strong auth = {new}"))
+        self.strong_auth = on
+        return self.restart()
 
     def _stop_samba(self) -> None:
         if self._samba is not None:

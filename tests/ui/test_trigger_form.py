@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from tests.ui.airflow_server import AirflowServer
-from tests.ui.browser import Browser, Element
+from tests.ui.browser import By, WebDriver, WebElement, wait_css, wait_for, wait_xpath
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -35,68 +35,69 @@ SUBMIT = f'{DIALOG} [data-testid="trigger-dag-submit"]'
 # --------------------------------------------------------------------------- helpers
 
 
-def open_trigger_form(browser: Browser, server: AirflowServer, dag_id: str) -> Element:
+def open_trigger_form(browser: WebDriver, server: AirflowServer, dag_id: str) -> WebElement:
     """The DAG page, *Trigger* clicked; returns the params form once all four fields are shown."""
     browser.get(f"{server.url}/dags/{dag_id}")
-    browser.wait_css(OPEN_TRIGGER, timeout=30).click()
-    form = browser.wait_css(PARAMS_FORM)
-    browser.wait_for("the four param fields", lambda: all(_inputs(browser, name) for name in TITLES))
+    wait_css(browser, OPEN_TRIGGER, timeout=30).click()
+    form = wait_css(browser, PARAMS_FORM)
+    wait_for("the four param fields", lambda: all(_inputs(browser, name) for name in TITLES))
     return form
 
 
-def _inputs(browser: Browser, name: str) -> list[Element]:
-    return browser.find_all(f'{DIALOG} [name="element_{name}"]')
+def _inputs(browser: WebDriver, name: str) -> list[WebElement]:
+    return browser.find_elements(By.CSS_SELECTOR, f'{DIALOG} [name="element_{name}"]')
 
 
-def field_label(browser: Browser, name: str) -> str:
+def field_label(browser: WebDriver, name: str) -> str:
     """The label text of the param field whose input is ``element_<name>``."""
-    (label,) = browser.find_all_xpath(
+    (label,) = browser.find_elements(By.XPATH, 
         f"//*[@role='dialog']//*[@data-part='root' and @role='group'][.//*[@name='element_{name}']]"
         "//label[@data-part='label']")
     return label.text.replace("*", "").strip()
 
 
-def field_help(browser: Browser, name: str) -> str:
-    (helper,) = browser.find_all_xpath(
+def field_help(browser: WebDriver, name: str) -> str:
+    (helper,) = browser.find_elements(By.XPATH, 
         f"//*[@role='dialog']//*[@data-part='root' and @role='group'][.//*[@name='element_{name}']]"
         "//*[@data-part='helper-text']")
     return helper.text
 
 
-def mode_value(browser: Browser) -> str | None:
+def mode_value(browser: WebDriver) -> str | None:
     (hidden,) = _inputs(browser, "mode")
-    return hidden.attribute("value")
+    return hidden.get_attribute("value")
 
 
-def choose_mode(browser: Browser, value: str) -> None:
+def choose_mode(browser: WebDriver, value: str) -> None:
     """Open the Mode select (react-select) and click the option ``value``."""
-    browser.wait_css(f'{DIALOG} #element_mode [role="combobox"]').click()
-    option = browser.wait_xpath(f"//*[@id='element_mode']//*[@role='option' and normalize-space()='{value}']")
+    wait_css(browser, f'{DIALOG} #element_mode [role="combobox"]').click()
+    option = wait_xpath(browser, f"//*[@id='element_mode']//*[@role='option' and normalize-space()='{value}']")
     option.click()
-    browser.wait_for(f"Mode = {value}", lambda: mode_value(browser) == value, timeout=5)
+    wait_for(f"Mode = {value}", lambda: mode_value(browser) == value, timeout=5)
 
 
-def switch_on(browser: Browser, name: str) -> None:
+def switch_on(browser: WebDriver, name: str) -> None:
     """Click the switch of a boolean param (its visible label), and wait until it is on."""
     (box,) = _inputs(browser, name)
-    assert box.prop("checked") is False, f"{name} should start off"
-    (switch,) = browser.find_all_xpath(f"//input[@name='element_{name}']/ancestor::label[@data-part='root'][1]")
-    browser.execute("arguments[0].scrollIntoView({block: 'center'})", switch)
+    assert box.get_property("checked") is False, f"{name} should start off"
+    (switch,) = browser.find_elements(By.XPATH,
+                                      f"//input[@name='element_{name}']/ancestor::label[@data-part='root'][1]")
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", switch)
     switch.click()
-    browser.wait_for(f"{name} switched on", lambda: box.prop("checked") is True, timeout=5)
+    wait_for(f"{name} switched on", lambda: box.get_property("checked") is True, timeout=5)
 
 
-def type_reason(browser: Browser, text: str) -> None:
+def type_reason(browser: WebDriver, text: str) -> None:
     (field,) = _inputs(browser, "override_reason")
-    browser.execute("arguments[0].scrollIntoView({block: 'center'})", field)
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", field)
     field.click()
     field.send_keys(text)
-    browser.wait_for("override reason typed", lambda: field.prop("value") == text, timeout=5)
+    wait_for("override reason typed", lambda: field.get_property("value") == text, timeout=5)
 
 
-def submit_button(browser: Browser) -> Element:
-    button = browser.wait_css(SUBMIT)
-    browser.execute("arguments[0].scrollIntoView({block: 'center'})", button)
+def submit_button(browser: WebDriver) -> WebElement:
+    button = wait_css(browser, SUBMIT)
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", button)
     return button
 
 
@@ -131,9 +132,9 @@ def test_trigger_dialog_shows_the_four_params_with_titles_and_defaults(browser, 
     assert "write nothing" in field_help(browser, "dry_run")
     assert "required with Override safety gates" in field_help(browser, "override_reason")
     assert mode_value(browser) == dag_id.removeprefix("profile_sync_")
-    assert [b.prop("checked") for b in (*_inputs(browser, "dry_run"), *_inputs(browser, "override_gates"))] == [
-        False, False]
-    assert _inputs(browser, "override_reason")[0].prop("value") == ""
+    assert [b.get_property("checked") for b in (*_inputs(browser, "dry_run"),
+                                                *_inputs(browser, "override_gates"))] == [False, False]
+    assert _inputs(browser, "override_reason")[0].get_property("value") == ""
 
 
 def test_form_values_become_the_run_conf(browser, airflow_ui):
@@ -146,7 +147,7 @@ def test_form_values_become_the_run_conf(browser, airflow_ui):
     switch_on(browser, "override_gates")
     type_reason(browser, reason)
     button = submit_button(browser)
-    assert button.enabled()
+    assert button.is_enabled()
     button.click()
 
     run = wait_new_run(airflow_ui, INCREMENTAL, before)
@@ -154,7 +155,7 @@ def test_form_values_become_the_run_conf(browser, airflow_ui):
     assert run["run_type"] == "manual"
     assert run["state"] == "queued"  # no scheduler in this session
     assert run["triggering_user_name"] == "Anonymous"  # simple auth manager, all admins
-    browser.wait_for("the trigger dialog to close", lambda: not browser.find_all(DIALOG), timeout=10)
+    wait_for("the trigger dialog to close", lambda: not browser.find_elements(By.CSS_SELECTOR, DIALOG), timeout=10)
 
 
 @pytest.mark.parametrize("dag_id", [FULL, INCREMENTAL])
@@ -163,7 +164,7 @@ def test_the_default_form_triggers(browser, airflow_ui, dag_id):
     before = run_ids(airflow_ui, dag_id)
     open_trigger_form(browser, airflow_ui, dag_id)
     button = submit_button(browser)
-    browser.wait_for("Trigger enabled with the default params", button.enabled, timeout=5)
+    wait_for("Trigger enabled with the default params", button.is_enabled, timeout=5)
     button.click()
 
     run = wait_new_run(airflow_ui, dag_id, before)
@@ -176,14 +177,14 @@ def test_the_form_shows_the_refusal_of_an_invalid_mode(browser, airflow_ui):
     dialog stays open with the validation error naming the param, and no run is created."""
     before = run_ids(airflow_ui, FULL)
     open_trigger_form(browser, airflow_ui, FULL)
-    browser.wait_css(f'{DIALOG} #element_mode button[aria-label="Clear selected options"]').click()
-    browser.wait_for("Mode cleared", lambda: not mode_value(browser), timeout=5)
+    wait_css(browser, f'{DIALOG} #element_mode button[aria-label="Clear selected options"]').click()
+    wait_for("Mode cleared", lambda: not mode_value(browser), timeout=5)
     submit_button(browser).click()
 
-    alert = browser.wait_css(f'{DIALOG} [data-testid="error-alert"]', timeout=15)
+    alert = wait_css(browser, f'{DIALOG} [data-testid="error-alert"]', timeout=15)
     assert "400 Bad Request" in alert.text
     assert "Invalid input for param mode: None is not one of ['full', 'incremental']" in alert.text
-    assert browser.find_all(PARAMS_FORM), "the dialog stays open for a correction"
+    assert browser.find_elements(By.CSS_SELECTOR, PARAMS_FORM), "the dialog stays open for a correction"
     assert run_ids(airflow_ui, FULL) == before
 
 

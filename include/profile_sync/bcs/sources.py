@@ -18,6 +18,8 @@ import pandas as pd
 
 from profile_sync.bcs.errors import BcsError, BcsUnavailableError
 from profile_sync.config.business_systems import BusinessSystem
+from profile_sync.config.urls import mask_url, sqlalchemy_url
+from profile_sync.profile_store.errors import database_problem
 
 
 @dataclass(frozen=True)
@@ -50,25 +52,17 @@ def resolve_columns(bs: BusinessSystem, available: list[str]) -> dict[str, str]:
     return out
 
 
-def normalize_sqlalchemy_url(url: str) -> str:
-    """A URL SQLAlchemy accepts with the drivers this project installs.
-
-    Airflow spells PostgreSQL URIs ``postgres://``; SQLAlchemy wants ``postgresql://``
-    and, since 2.1, picks psycopg 3 for it; the project ships psycopg2.
-    """
-    for scheme in ("postgres://", "postgresql://"):
-        if url.startswith(scheme):
-            return "postgresql+psycopg2://" + url[len(scheme):]
-    return url
-
-
 def read_sql(bs: BusinessSystem, url: str) -> SourceRows:
     """Every row of ``bs.table`` or ``bs.query``, in one statement."""
     from sqlalchemy import column, create_engine, select, table, text
     from sqlalchemy.exc import OperationalError, ProgrammingError, SQLAlchemyError
 
     t0 = time.perf_counter()
-    engine = create_engine(normalize_sqlalchemy_url(url))
+    try:
+        engine = create_engine(sqlalchemy_url(url))
+    except (SQLAlchemyError, ValueError, ImportError) as exc:
+        raise BcsError(bs.name, f"the URL {mask_url(url)} cannot be used ({exc}); write a SQLAlchemy URL such as "
+                                "postgresql+psycopg2://user@host/hr (the password in the Airflow Connection)") from None
     try:
         with engine.connect() as conn:
             if conn.dialect.name == "postgresql":
@@ -98,10 +92,13 @@ def read_sql(bs: BusinessSystem, url: str) -> SourceRows:
                 frame = frame[[names[c] for c in bs.columns]]
                 frame.columns = bs.columns
                 source = "query"
-    except OperationalError as exc:
-        raise BcsUnavailableError(bs.name, str(exc.orig).strip()) from exc
     except SQLAlchemyError as exc:
-        raise BcsError(bs.name, f"the read failed: {getattr(exc, 'orig', exc)}") from exc
+        # A refused login or a missing database is terminal; a server that does not answer is not.
+        terminal, text = database_problem(exc, url, f"the Airflow Connection of business system {bs.name!r} "
+                                                     "(business_systems[].conn_id)")
+        if terminal:
+            raise BcsError(bs.name, f"the read failed: {text}") from exc
+        raise BcsUnavailableError(bs.name, text) from exc
     finally:
         engine.dispose()
     return SourceRows(_plain(frame), source, time.perf_counter() - t0)

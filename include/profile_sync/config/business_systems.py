@@ -16,6 +16,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from profile_sync.config.names import check_connection_name
+from profile_sync.config.urls import has_password
 
 BusinessSystemType = Literal["sql", "file"]
 """``sql``: a table, view or query through SQLAlchemy; ``file``: a CSV or Parquet file."""
@@ -35,7 +36,6 @@ NormalizeStep = Literal["strip", "lower", "domain_user", "upn_local_part", "clai
 """
 
 _TABLE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$")
-_PASSWORD_IN_URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^/@:]*:[^/@]+@")
 
 
 class _Frozen(BaseModel):
@@ -120,7 +120,7 @@ class BusinessSystem(_Frozen):
     @field_validator("url")
     @classmethod
     def _no_password(cls, value: str | None) -> str | None:
-        if value and _PASSWORD_IN_URL.match(value):
+        if value and has_password(value):
             raise ValueError("the URL holds a password: put it in an Airflow Connection and use 'conn_id'")
         return value
 

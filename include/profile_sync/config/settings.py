@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from profile_sync.config.business_systems import BusinessSystem
 from profile_sync.config.names import NAME_RE, check_connection_name
+from profile_sync.config.urls import has_password, mask_url
+from profile_sync.config.sites import SiteConnection
 
 Transform = Literal[
     "copy",
@@ -191,20 +193,28 @@ class DirectoryConnection(_Frozen):
         return self
 
 
+STATE_STORE_SCHEMES = ("file", "s3", "s3a", "gs", "gcs", "abfs", "abfss", "az", "memory")
+"""URL schemes of a state store: a folder, or an object store through fsspec."""
+
+
 class StateStoreSettings(_Frozen):
-    """Where connector spaces, the metaverse, watermarks and the run history live."""
+    """Where connector spaces, the metaverse and the watermarks live (the Parquet objects)."""
 
     url: str = "file://.local/state"
-    """``file://`` URL (relative paths are relative to the project root)."""
+    """``file://path`` (relative paths are relative to the project root), or an object store:
+    ``s3://bucket/prefix``, ``gs://bucket/prefix``, ``abfs://container/prefix``."""
+    conn_id: str | None = None
+    """The Airflow Connection with the object store's credentials (and endpoint), e.g. an ``aws`` Connection."""
 
     @field_validator("url")
     @classmethod
     def _scheme(cls, value: str) -> str:
-        if not value.startswith("file://"):
-            raise ValueError(
-                f"state store {value!r}: only file:// URLs are supported (the lease needs an atomic "
-                "create; object storage is not supported yet)"
-            )
+        scheme = value.split("://", 1)[0] if "://" in value else ""
+        if scheme not in STATE_STORE_SCHEMES:
+            raise ValueError(f"state store {mask_url(value)!r}: the URL must start with one of "
+                             f"{', '.join(s + '://' for s in STATE_STORE_SCHEMES)}")
+        if "@" in value.split("://", 1)[1].split("/", 1)[0]:
+            raise ValueError("state store URL must not hold credentials; use state_store.conn_id")
         return value
 
 
@@ -212,9 +222,18 @@ class ProfileStoreSettings(_Frozen):
     """The SQL profile store."""
 
     url: str | None = "sqlite:///.local/profiles.db"
-    """SQLAlchemy URL without secrets (relative SQLite paths are relative to the project root)."""
+    """SQLAlchemy URL without a password (refused if it holds one; relative SQLite paths are relative to the
+    project root). ``postgres://`` (Airflow's spelling) is accepted."""
     conn_id: str | None = None
     """Airflow Connection id; when set it wins over ``url`` (the password comes from the Connection)."""
+
+    @field_validator("url")
+    @classmethod
+    def _no_password(cls, value: str | None) -> str | None:
+        if value and has_password(value):
+            raise ValueError("the URL holds a password: put the URL in an Airflow Connection (for example "
+                             "AIRFLOW_CONN_PROFILE_STORE_DB) and set profile_store.conn_id instead")
+        return value
 
 
 class DeletionSettings(_Frozen):
@@ -238,12 +257,28 @@ class ScheduleSettings(_Frozen):
 class LeaseSettings(_Frozen):
     """The lease that keeps two synchronizations from interleaving."""
 
-    ttl_seconds: int = Field(default=3600, ge=30)
-    """A lease not renewed for this long is considered abandoned (its worker died)."""
+    ttl_seconds: int = Field(default=60, ge=1)
+    """A running step renews the lease every ttl/4 seconds; a lease not renewed for this long belongs to a
+    dead holder — unless Airflow says the holder's run is still running (it is between two tasks)."""
     wait_seconds: int = Field(default=3600, ge=0)
     """How long a run waits for the lease before failing."""
     poke_seconds: int = Field(default=15, ge=1)
     """How often a waiting run checks the lease."""
+
+
+class ApprovalSettings(_Frozen):
+    """An administrator's approval of a run whose blast-radius limits tripped (DESIGN §5, §6c).
+
+    When every failed check of ``validate_export`` is a blast-radius limit, the run waits for a decision
+    (Airflow human-in-the-loop, task ``approve_export``) instead of failing: approve → the export goes on
+    and the approval is recorded; reject or time-out → nothing is written and the run ends failed.
+    Structural checks never wait: they fail the run.
+    """
+
+    enabled: bool = True
+    """Wait for a decision on a tripped blast-radius limit; ``false``: fail at once (re-trigger with an override)."""
+    timeout_minutes: int | None = Field(default=1440, ge=1)
+    """How long a run waits for the decision before it ends failed (and writes nothing); ``null``: no time-out."""
 
 
 class Settings(_Frozen):
@@ -256,6 +291,8 @@ class Settings(_Frozen):
     deletion: DeletionSettings = DeletionSettings()
     schedule: ScheduleSettings = ScheduleSettings()
     lease: LeaseSettings = LeaseSettings()
+    approval: ApprovalSettings = ApprovalSettings()
+    """Approval of a tripped blast-radius gate by an administrator instead of a failed run."""
     account_name_format: str = "i:0#.f|membership|{value}"
     """Format of ``account_name``; ``{value}`` is the source value (the UPN), lower-cased."""
     custom_properties: dict[str, CustomProperty] = Field(default_factory=dict)
@@ -264,6 +301,9 @@ class Settings(_Frozen):
     """Limits of the safety gate before every export; per-connection overrides in ``directories[].gates``."""
     business_systems: tuple[BusinessSystem, ...] = ()
     """Business-system connections (HR, ERP): steps 9–12 run for each; none by default (eight steps)."""
+    sites: tuple[SiteConnection, ...] = ()
+    """Sites (user information lists in SQL databases) that ``profile_sync_sites`` pushes changed profiles to;
+    none by default."""
     pool: str = "profile_sync"
     """One-slot Airflow pool the steps run in."""
     precedence: dict[str, tuple[str, ...]] = Field(default_factory=dict)
@@ -288,6 +328,26 @@ class Settings(_Frozen):
             raise ValueError(f"connection names must be unique across directories and business_systems; "
                              f"repeated: {', '.join(dupes)}")
         return self
+
+    @field_validator("sites")
+    @classmethod
+    def _unique_sites(cls, value: tuple[SiteConnection, ...], info: ValidationInfo) -> tuple[SiteConnection, ...]:
+        names = [c.name for key in ("directories", "business_systems") for c in info.data.get(key) or ()]
+        sites = [s.name for s in value]
+        dupes = sorted({n for n in sites if sites.count(n) > 1 or n in names})
+        if dupes:
+            raise ValueError(f"site names must be unique and differ from directory and business-system names; "
+                             f"repeated: {', '.join(dupes)}")
+        return value
+
+    def site(self, name: str) -> SiteConnection:
+        """The site called ``name``."""
+        for s in self.sites:
+            if s.name == name:
+                return s
+        from profile_sync.errors import ValueErrorWithKnownValues
+
+        raise ValueErrorWithKnownValues("site", name, [s.name for s in self.sites])
 
     def business_system(self, name: str) -> BusinessSystem:
         """The business-system connection called ``name``."""

@@ -23,7 +23,10 @@ class Entry(NamedTuple):
     dn: str
     attributes: dict[str, list[bytes]]
     position: int = 0
-    """Where it came from (LDIF line number, search result index), for error messages."""
+    """Where it came from (LDIF line number or record ordinal, search result index), for error messages."""
+    problem: str | None = None
+    """Why this entry cannot be trusted as read (an LDIF record the file may have cut short): the
+    connector space holds it in quarantine with this reason instead of synchronizing it."""
 
 
 Watermark = dict[str, Any]

@@ -38,7 +38,9 @@ def make_reader(directory: ResolvedDirectory, ctx: "RunContext") -> "LdifDirecto
     """The reader for ``directory``: an LDIF file or an LDAP server."""
     conn = directory.connection
     if conn.type == "ldif":
-        return LdifDirectoryReader(conn.name, ctx.resolve_path(conn.path or ""))
+        index = next((i for i, c in enumerate(ctx.settings.directories) if c.name == conn.name), None)
+        key = f"directories[{index}].path" if index is not None else "directories[].path"
+        return LdifDirectoryReader(conn.name, ctx.resolve_path(conn.path or ""), config_key=key)
     if conn.type == "ldap":
         from profile_sync.directory.ldap import LdapDirectoryReader
 

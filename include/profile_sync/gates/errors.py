@@ -31,3 +31,7 @@ class GateFailedError(TerminalError):
 
 class GateOverrideError(TerminalError):
     """An override was requested without the information it needs (a reason)."""
+
+
+class GateNotApprovedError(TerminalError):
+    """A run waiting for approval of its tripped gate was rejected, timed out, or can no longer go on."""

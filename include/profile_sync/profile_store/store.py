@@ -10,10 +10,9 @@ transaction rolls back and the profile store is exactly as it was.
 from __future__ import annotations
 
 import io
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
-from typing import Any, Iterator
+from typing import Any, Callable
 
 import pandas as pd
 from sqlalchemy import (
@@ -23,55 +22,25 @@ from sqlalchemy import (
     MetaData,
     Table,
     and_,
-    create_engine,
     delete,
-    event,
     func,
     insert,
     inspect,
     select,
     update,
 )
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
+from profile_sync import faults
 from profile_sync.config.properties import BUILTIN_PROPERTIES, PropertySpec
 from profile_sync.profile_store import changelog
-from profile_sync.profile_store.errors import ProfileStoreError, ProfileStoreUnavailableError
+from profile_sync.profile_store.engine import begin_write, make_engine  # noqa: F401  (make_engine re-exported)
+from profile_sync.profile_store.errors import profile_store_errors
 from profile_sync.profile_store.schema import PROPERTY_VALUES, build_metadata
 from profile_sync.sync.pending_exports import ACTIVE, MARKED, PendingExports
 
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
-
-
-_ENGINES: dict[str, Engine] = {}
-
-
-def make_engine(url: str) -> Engine:
-    """The SQLAlchemy engine of ``url``, one per URL and process (its pool is shared by every step).
-
-    SQLite gets WAL and a busy timeout; other databases get pre-ping, so a pooled
-    connection that died (a restarted server) is replaced instead of failing a step.
-    """
-    engine = _ENGINES.get(url)
-    if engine is None:
-        engine = _ENGINES[url] = _create_engine(url)
-    return engine
-
-
-def _create_engine(url: str) -> Engine:
-    if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 60})
-
-        @event.listens_for(engine, "connect")
-        def _pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.close()
-
-        return engine
-    return create_engine(url, pool_pre_ping=True)
 
 
 def _objects(frame: pd.DataFrame) -> pd.DataFrame:
@@ -168,6 +137,20 @@ def copy_frame(conn: Connection, table: Table, frame: pd.DataFrame) -> int:
     return len(frame)
 
 
+def stage_frame(conn: Connection, name: str, like: Table, frame: pd.DataFrame, columns: list[str],
+                extra: dict[str, Any] | None = None) -> Table:
+    """A temporary table ``_ps_stage_<name>`` with ``columns`` of ``like`` (and ``extra`` name → type), filled
+    with ``frame`` in one bulk insert (``insert_frame``: COPY on PostgreSQL); for ``UPDATE … FROM``."""
+    extra = extra or {}
+    stage = Table(f"_ps_stage_{name}", MetaData(),
+                  *[Column(c, like.c[c].type) for c in columns], *[Column(c, t) for c, t in extra.items()],
+                  prefixes=["TEMPORARY"])
+    stage.drop(conn, checkfirst=True)
+    stage.create(conn)
+    insert_frame(conn, stage, frame[[*columns, *extra]])
+    return stage
+
+
 @dataclass(frozen=True)
 class ProfileStoreSnapshot:
     """The profile store as read by a full (or delta) import."""
@@ -194,17 +177,9 @@ def empty_values() -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype="int64" if c == "position" else object) for c in VALUE_COLUMNS})
 
 
-@contextmanager
-def export_errors() -> Iterator[None]:
+def export_errors(url: str | None = None):  # noqa: ANN201
     """Translate a failed export transaction (rolled back) into the profile store's errors."""
-    try:
-        yield
-    except IntegrityError as exc:
-        raise ProfileStoreError(f"the profile store refused the export (nothing was written): {exc.orig}") from exc
-    except OperationalError as exc:
-        raise ProfileStoreUnavailableError(f"profile store unavailable (nothing was written): {exc.orig}") from exc
-    except DBAPIError as exc:
-        raise ProfileStoreError(f"the profile store refused the export (nothing was written): {exc.orig}") from exc
+    return profile_store_errors(url, "the export", nothing_written=True)
 
 
 class ProfileStore:
@@ -217,15 +192,25 @@ class ProfileStore:
         self.changelog = changelog.changes_table(self.metadata)
         self.last_purged: list[str] = []
         """Profiles the last export purged (retention)."""
+        self.on_export: Callable[[Connection], None] | None = None
+        """Called inside every export transaction, just before it commits (the run's lease fence and export
+        marker: the profile store then records which run wrote it, atomically with what was written)."""
         self.values = self.metadata.tables[PROPERTY_VALUES]
         self.multi_valued = [name for name, spec in specs.items() if spec.multi_valued]
 
+    @property
+    def url(self) -> str:
+        """The engine's URL with its password (for masking it in messages; never shown as is)."""
+        return self.engine.url.render_as_string(hide_password=False)
+
+    def reading(self):  # noqa: ANN201
+        """Database errors of a read, as the profile store's errors (terminal or transient, what to fix)."""
+        return profile_store_errors(self.url, "the read")
+
     # -- full import ------------------------------------------------------------------
     def exists(self) -> bool:
-        try:
+        with self.reading():
             return inspect(self.engine).has_table("user_profiles")
-        except OperationalError as exc:
-            raise ProfileStoreUnavailableError(f"profile store unreachable: {exc.orig}") from exc
 
     def read_all(self, timestamps: bool = False) -> ProfileStoreSnapshot:
         """Every profile, group and membership, one SELECT per table.
@@ -237,7 +222,7 @@ class ProfileStore:
         if not self.exists():
             return ProfileStoreSnapshot(self._empty(self.profiles, skip), self._empty(self.groups, skip),
                                         self._empty(self.memberships, skip), exists=False)
-        with self.engine.connect() as conn:
+        with self.reading(), self.engine.connect() as conn:
             # The change-log position first: a change made while reading is read again next time.
             seq = changelog.latest_seq(conn, self.changelog) if changelog.has_triggers(conn) else None
             actual = {c["name"] for c in inspect(conn).get_columns("user_profiles")}
@@ -257,7 +242,7 @@ class ProfileStore:
         """
         if base.seq is None or not self.exists():
             return None
-        with self.engine.connect() as conn:
+        with self.reading(), self.engine.connect() as conn:
             if not changelog.has_triggers(conn):
                 return None
             changed, top = changelog.changed_since(conn, self.changelog, base.seq)
@@ -275,6 +260,16 @@ class ProfileStore:
             values = self.read_values(conn, self.multi_valued)
         return ProfileStoreSnapshot(people, groups, members, exists=True, seq=top,
                                     changed_people=frozenset(external), values=values)
+
+    def changed_people_since(self, seq: int) -> set[str]:
+        """Profiles the change log names after ``seq`` (empty when the store keeps no log)."""
+        if not self.exists():
+            return set()
+        with self.engine.connect() as conn:
+            if not changelog.has_triggers(conn):
+                return set()
+            changed, _ = changelog.changed_since(conn, self.changelog, seq)
+        return set(changed.get("user_profiles", set()))
 
     def _patch(self, conn: Connection, table: Table, key: str, base: pd.DataFrame, ids: set[str],
                actual: set[str] | None = None) -> pd.DataFrame:
@@ -352,7 +347,7 @@ class ProfileStore:
         ``read_upto``: change-log entries up to here were read by a committed run and are pruned.
         """
         now = _now()
-        with export_errors(), self.engine.begin() as conn:
+        with export_errors(self.url), begin_write(self.engine) as conn:
             added_columns = self.ensure_schema(conn, run_id)
             if read_upto:
                 changelog.prune(conn, self.changelog, read_upto)
@@ -363,21 +358,15 @@ class ProfileStore:
                 purged = self._purge(conn, now, retention_days)
                 written["purged"] = len(purged)
             written["schema_changes"] = len(added_columns)
+            faults.point("export_profile_store:inside")
+            if self.on_export is not None:
+                self.on_export(conn)
         self.last_purged = purged
         return written
 
     def _stage(self, conn: Connection, name: str, like: Table, frame: pd.DataFrame, columns: list[str],
                extra: dict[str, Any] | None = None) -> Table:
-        """A temporary table with ``columns`` of ``like`` (and ``extra`` name → type), filled with ``frame``
-        in one bulk insert."""
-        extra = extra or {}
-        stage = Table(f"_ps_stage_{name}", MetaData(),
-                      *[Column(c, like.c[c].type) for c in columns], *[Column(c, t) for c, t in extra.items()],
-                      prefixes=["TEMPORARY"])
-        stage.drop(conn, checkfirst=True)
-        stage.create(conn)
-        insert_frame(conn, stage, frame[[*columns, *extra]])
-        return stage
+        return stage_frame(conn, name, like, frame, columns, extra)
 
     def _apply_people(self, conn: Connection, pending: PendingExports, now: datetime) -> dict[str, int]:
         p = self.profiles
@@ -458,7 +447,7 @@ class ProfileStore:
         if not self.exists():
             return {"people": 0, "marked_for_deletion": 0, "groups": 0, "memberships": 0}
         p, g, m = self.profiles, self.groups, self.memberships
-        with self.engine.connect() as conn:
+        with self.reading(), self.engine.connect() as conn:
             by_state = dict(conn.execute(select(p.c.state, func.count()).group_by(p.c.state)).all())
             groups = conn.execute(select(func.count()).select_from(g).where(g.c.state == ACTIVE)).scalar_one()
             members = conn.execute(select(func.count()).select_from(m)).scalar_one()

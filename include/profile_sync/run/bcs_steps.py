@@ -25,10 +25,11 @@ from profile_sync.gates.errors import GateFailedError
 from profile_sync.gates.report import GateOverride
 from profile_sync.profile_store.augmentation import apply_bcs_exports, read_bcs_properties
 from profile_sync.profile_store.schema import property_specs
-from profile_sync.profile_store.store import ProfileStore, empty_values, make_engine
+from profile_sync.profile_store.store import empty_values
 from profile_sync.run.context import RunContext
 from profile_sync.run.gate_step import check_override_request, record_override
-from profile_sync.run.steps import SAMPLE, Summary, step
+from profile_sync.run.steps import SAMPLE, Summary, _profile_store, step
+from profile_sync.status.lineage import last_changed_key, record_changes
 from profile_sync.sync.pending_exports import ACTIVE, values_equal
 
 __all__ = ["confirm_bcs", "export_bcs", "import_bcs", "synchronize_bcs", "validate_bcs"]
@@ -63,11 +64,11 @@ def read_business_system(ctx: RunContext, bs: BusinessSystem) -> SourceRows:
     """One bulk read of ``bs`` (the hook layer resolves ``conn_id`` to a URL with its password)."""
     if bs.type == "file":
         return read_file(bs, ctx.resolve_path(bs.path or ""))
+    if bs.query:  # a dated extract: the run's date in the query
+        bs = bs.model_copy(update={"query": ctx.render(bs.query)})
     return read_sql(bs, _url(ctx, bs))
 
 
-def _profile_store(ctx: RunContext) -> ProfileStore:
-    return ProfileStore(make_engine(ctx.profile_store_url()), property_specs(ctx.settings))
 
 
 # -- step 9 ---------------------------------------------------------------------------------------
@@ -140,6 +141,9 @@ def validate_bcs(ctx: RunContext, connection: str) -> Summary:
         report = report.apply_override(GateOverride(by=ctx.requested_by, reason=ctx.override_reason or "",
                                                     at=datetime.now(timezone.utc).isoformat()))
     ctx.state.set_value(f"gate/validate_bcs/{bs.name}", report.to_dict())
+    if report.allows_export:  # per person and property: changed by this run (the status page's lineage)
+        key = last_changed_key(bs.name)
+        ctx.state.write_frame(key, record_changes(ctx.state.read_frame(key), updates, ctx.run_key))
     ctx.state.commit_step()
     if not report.allows_export:
         raise GateFailedError(report)
@@ -157,7 +161,7 @@ def export_bcs(ctx: RunContext, connection: str) -> Summary:
     counts = {"updates": len(updates), "unchanged": meta["stats"]["unchanged"], "cleared": meta["stats"]["cleared"]}
     if ctx.dry_run:
         return {**counts, "dry_run": True, "written": False}
-    written = apply_bcs_exports(_profile_store(ctx), updates, values, meta["single"], meta["multi"], ctx.run_id)
+    written = apply_bcs_exports(_profile_store(ctx), updates, values, meta["single"], meta["multi"], ctx.run_key)
     return {**counts, **written, "written": True}
 
 

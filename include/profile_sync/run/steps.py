@@ -15,14 +15,17 @@ from typing import Any, Callable
 
 import pandas as pd
 
+from profile_sync import faults
 from profile_sync.config.loader import fingerprint, resolved_directories
 from profile_sync.config.presets import ResolvedDirectory
 from profile_sync.directory.entries import DeltaStateInvalid
+from profile_sync.errors import TerminalError
 from profile_sync.directory.readers import effective_directory, make_reader
 from profile_sync.gates.errors import GateFailedError
 from profile_sync.profile_store.schema import property_specs
 from profile_sync.profile_store.store import ProfileStore, make_engine
 from profile_sync.run.context import RunContext
+from profile_sync.run.dates import SOURCE_DATE, dated_connections
 from profile_sync.sync.attribute_flow import import_properties
 from profile_sync.sync.connector_space import HELD_COLUMNS, attr_column, build_connector_space
 from profile_sync.sync.delta import DELTA_KEY, DirtySet, apply_delta, compute_dirty_set, stale_references
@@ -43,34 +46,51 @@ def _now() -> str:
 
 
 def step(name: str) -> Callable[[Callable[..., Summary]], Callable[..., Summary]]:
-    """Time the step, renew the lease, record the summary (or the failure) in the run history."""
+    """One task's frame around a step: a fresh context, the lease renewed (and kept alive by a heartbeat while
+    the step runs), the summary — or the failure — recorded in the run history (every attempt kept)."""
 
     def decorate(fn: Callable[..., Summary]) -> Callable[..., Summary]:
         @functools.wraps(fn)
         def run(ctx: RunContext, *args: Any, **kwargs: Any) -> Summary:
+            connection = kwargs.get("connection") or (args[0] if args else None)
+            ctx = ctx.fresh(part=name if connection is None else f"{name}[{connection}]")
             started = _now()
             t0 = time.perf_counter()
-            connection = kwargs.get("connection") or (args[0] if args else None)
-            ctx.lease.renew(ctx.run_id)
+            faults.point(f"step:{name}:before")
             try:
-                summary = fn(ctx, *args, **kwargs)
+                ctx.lease.renew(ctx.run_key)
+                with ctx.lease.heartbeat(ctx.run_key) as beat:
+                    summary = fn(ctx, *args, **kwargs)
+                if beat.lost is not None:
+                    raise beat.lost
             except Exception as exc:
-                ctx.history.record_step(ctx.run_id, {
-                    "step": name, "connection": connection, "started_at": started, "status": "failed",
-                    "duration_s": round(time.perf_counter() - t0, 3), "error": str(exc),
-                    **({"gate_report": exc.report.to_dict()} if isinstance(exc, GateFailedError) else {}),
-                })
+                _record_failure(ctx, name, connection, started, t0, exc)
                 raise
             for key in COUNTS:
                 summary.setdefault(key, 0)
             summary.update(step=name, connection=connection, started_at=started, status="success",
                            duration_s=round(time.perf_counter() - t0, 3))
-            ctx.history.record_step(ctx.run_id, summary)
+            ctx.history.record_step(ctx.run_key, summary)
+            faults.point(f"step:{name}:after")
             return summary
 
         return run
 
     return decorate
+
+
+def _record_failure(ctx: RunContext, name: str, connection: str | None, started: str, t0: float,
+                    exc: Exception) -> None:
+    """The failed attempt in the run history — best effort: the original error is what the task reports."""
+    try:
+        ctx.history.record_step(ctx.run_key, {
+            "step": name, "connection": connection, "started_at": started, "status": "failed",
+            "duration_s": round(time.perf_counter() - t0, 3), "error": str(exc),
+            "error_type": type(exc).__name__,
+            **({"gate_report": exc.report.to_dict()} if isinstance(exc, GateFailedError) else {}),
+        })
+    except Exception:  # noqa: BLE001 - the coordination database is down too: nothing more to record it in
+        pass
 
 
 def _directories(ctx: RunContext) -> list[ResolvedDirectory]:
@@ -84,7 +104,15 @@ def _directory(ctx: RunContext, name: str) -> ResolvedDirectory:
 
 
 def _profile_store(ctx: RunContext) -> ProfileStore:
-    return ProfileStore(make_engine(ctx.profile_store_url()), property_specs(ctx.settings))
+    """The profile store; its export transactions check the lease and record this run as the last writer."""
+    store = ProfileStore(make_engine(ctx.profile_store_url()), property_specs(ctx.settings))
+
+    def mark(conn) -> None:  # noqa: ANN001 - inside the export's transaction, just before it commits
+        ctx.coordination.fence(conn, ctx.run_key, ttl=ctx.settings.lease.ttl_seconds)
+        ctx.coordination.record_export(conn, ctx.run_key)
+
+    store.on_export = mark
+    return store
 
 
 def _samples(frame: pd.DataFrame, columns: list[str]) -> list[dict[str, Any]]:
@@ -118,48 +146,154 @@ def decide_mode(ctx: RunContext) -> tuple[str, str | None]:
 
 
 def start_run(ctx: RunContext) -> Summary | None:
-    """Take the lease and open the run; None while another run holds the lease."""
+    """Take the lease and open the run; None while another run holds the lease (the task waits and asks again).
+
+    A holder that died (its lease expired and its run is no longer running) is taken over: its run is
+    recorded as abandoned and its working state removed. Waiting longer than ``lease.wait_seconds`` fails
+    the run with a message naming the holder.
+    """
     from profile_sync.run.gate_step import check_override_request
 
+    ctx = ctx.fresh(part="start_run")
     override = check_override_request(ctx)  # an override without a reason fails before anything is read
-    if not ctx.lease.try_acquire(ctx.run_id):
+    faults.point("step:start_run:before")
+    skipped = _skip(ctx)
+    if skipped is not None:
+        return skipped
+    grant = ctx.lease.try_acquire(ctx.run_key)
+    if not grant.acquired:
+        _wait(ctx, grant.holder or {})
         return None
+    abandoned = _abandon_others(ctx, grant.taken_from)
+    collected = _collect_garbage(ctx)
     mode, reason = decide_mode(ctx)
     ctx.state.set_value("run/mode", mode)
-    ctx.state.commit_step()
-    ctx.history.start(ctx.run_id, dag_id=ctx.dag_id, requested_mode=ctx.requested_mode, mode=mode,
-                      full_reason=reason, dry_run=ctx.dry_run, triggered_by=ctx.triggered_by,
-                      config_fingerprint=fingerprint(ctx.settings), override_requested=override)
-    return {"run_id": ctx.run_id, "mode": mode, "full_reason": reason, "dry_run": ctx.dry_run,
-            "override_gates": ctx.override_gates}
+    ctx.state.commit_step(base_version=ctx.store.committed_manifest()["version"])
+    ctx.history.start(ctx.run_key, run_id=ctx.run_id, dag_id=ctx.dag_id, requested_mode=ctx.requested_mode,
+                      mode=mode, full_reason=reason, dry_run=ctx.dry_run, triggered_by=ctx.triggered_by,
+                      run_type=ctx.run_type, ds=ctx.ds,
+                      config_fingerprint=fingerprint(ctx.settings), override_requested=override,
+                      status="running", started_at=_now(), finished_at=None, error=None,
+                      abandoned_before=abandoned or None)
+    faults.point("step:start_run:after")
+    return {"run_id": ctx.run_id, "run_key": ctx.run_key, "mode": mode, "full_reason": reason,
+            "dry_run": ctx.dry_run, "override_gates": ctx.override_gates, "abandoned": abandoned,
+            "garbage_collected": collected}
+
+
+def _skip(ctx: RunContext) -> Summary | None:
+    """A run that must not synchronize (run/dates.py), or must not start while another run waits for an approval
+    (status/approval.py), is recorded as skipped, with the reason."""
+    from profile_sync.run.dates import skip_reason
+    from profile_sync.status.approval import skip_while_waiting
+
+    reason = skip_reason(ctx)
+    if reason is None:
+        # Another run waits for an administrator's approval of its export: skip instead of waiting for its lease.
+        return skip_while_waiting(ctx)
+    ctx.history.start(ctx.run_key, run_id=ctx.run_id, dag_id=ctx.dag_id, requested_mode=ctx.requested_mode,
+                      triggered_by=ctx.triggered_by, run_type=ctx.run_type, ds=ctx.ds, status="skipped",
+                      started_at=_now(), finished_at=_now(), error=None, skipped_reason=reason)
+    return {"run_id": ctx.run_id, "run_key": ctx.run_key, "skipped": True, "reason": reason}
+
+
+def _wait(ctx: RunContext, holder: dict[str, Any]) -> None:
+    """Record that this run waits for the lease; fail it, naming the holder, once it waited too long."""
+    now = datetime.now(timezone.utc)
+    doc = ctx.history.get(ctx.run_key)
+    if doc is None or doc.get("status") != "waiting":
+        doc = ctx.history.start(ctx.run_key, run_id=ctx.run_id, dag_id=ctx.dag_id, requested_mode=ctx.requested_mode,
+                                dry_run=ctx.dry_run, triggered_by=ctx.triggered_by, status="waiting",
+                                waiting_since=now.isoformat(timespec="seconds"), started_at=_now(),
+                                finished_at=None, error=None)
+    ctx.history.update(ctx.run_key, waiting_for=holder)
+    waited = (now - datetime.fromisoformat(doc["waiting_since"])).total_seconds()
+    if waited >= ctx.settings.lease.wait_seconds:
+        what = ("between two of its tasks (Airflow says it is still running)" if holder.get("between_tasks")
+                else f"renewed at {holder.get('renewed_at')}, expires {holder.get('expires_at')}")
+        message = (f"waited {int(waited)} s (lease.wait_seconds = {ctx.settings.lease.wait_seconds}) for the "
+                   f"state-store lease held by run {holder.get('owner')!r} on {holder.get('host')} ({what}); "
+                   "this run did nothing — it runs again at its next schedule, or trigger it once the other run "
+                   "has finished")
+        ctx.history.finish(ctx.run_key, "failed", error=message)
+        raise LeaseWaitTimeout(message)
+
+
+class LeaseWaitTimeout(TerminalError):
+    """A run waited longer than ``lease.wait_seconds`` for another run to finish."""
+
+
+def _abandon_others(ctx: RunContext, taken_from: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """Runs that left working state behind (dead holders): recorded as abandoned, their working state removed.
+
+    Called by the lease holder before its first step: no other run can be alive with working state then."""
+    dead = [k for k in ctx.coordination.live_runs() if k != ctx.run_key]
+    if taken_from is not None and taken_from["owner"] not in dead and taken_from["owner"] != ctx.run_key:
+        dead.append(taken_from["owner"])
+    out = []
+    for key in dead:
+        reason = (f"abandoned: its lease expired at {taken_from['expires_at']} (renewed last at "
+                  f"{taken_from['renewed_at']} on {taken_from['host']}) and its run was no longer running; "
+                  f"taken over by {ctx.run_key}") if taken_from and taken_from["owner"] == key else (
+                  f"abandoned: it left working state behind and no longer holds the lease; cleaned up by {ctx.run_key}")
+        ctx.history.update_if(key, ("waiting", "running"), status="abandoned", finished_at=_now(), error=reason)
+        ctx.store.discard_run(key)
+        out.append({"run_key": key, "reason": reason})
+    return out
+
+
+def _collect_garbage(ctx: RunContext) -> int | str:
+    """Delete unreferenced objects (the lease holder, between steps); never fails the run."""
+    try:
+        return ctx.store.collect_garbage()
+    except Exception as exc:  # noqa: BLE001 - garbage is harmless; the next run collects it
+        return f"not collected: {exc}"
 
 
 @step("finish_run")
 def finish_run(ctx: RunContext) -> Summary:
-    """Promote the run's state (a dry run discards it) and mark the run successful."""
+    """Promote the run's state (a dry run discards it) and mark the run successful — in one transaction."""
+    totals = _profile_store(ctx).counts()
     if ctx.dry_run:
-        ctx.store.discard_run(ctx.run_id)
+        ctx.store.discard_run(ctx.run_key)
         version = ctx.store.committed_manifest()["version"]
+        ctx.history.finish(ctx.run_key, "success", profile_store=totals, state_version=version)
     else:
         ctx.state.set_value("config/fingerprint", fingerprint(ctx.settings))
+        if dated_connections(ctx.settings):
+            ctx.state.set_value(SOURCE_DATE, ctx.ds)
         ctx.state.commit_step()
-        version = ctx.store.promote(ctx.run_id)
-    totals = _profile_store(ctx).counts()
-    ctx.history.update(ctx.run_id, profile_store=totals, state_version=version)
-    ctx.history.finish(ctx.run_id, "success")
-    return {"state_version": version, "dry_run": ctx.dry_run, **{f"total_{k}": v for k, v in totals.items()}}
+        faults.point("promote:before_switch")
+        version = ctx.store.promote(ctx.run_key, ctx.run_key, in_transaction=lambda conn, v: ctx.history.finish(
+            ctx.run_key, "success", conn=conn, profile_store=totals, state_version=v))
+        faults.point("promote:after_switch")
+    collected = _collect_garbage(ctx)
+    return {"state_version": version, "dry_run": ctx.dry_run, "garbage_collected": collected,
+            **{f"total_{k}": v for k, v in totals.items()}}
 
 
 def release_run(ctx: RunContext) -> Summary:
-    """Teardown: a run that did not finish is recorded as failed and its state discarded; free the lease."""
-    doc = ctx.history.get(ctx.run_id) or {}
+    """Teardown: a run that did not finish is recorded as failed and its working state removed; free the lease.
+
+    Writes only to the coordination database (and deletes objects), so it works when the state store's
+    disk is full."""
+    ctx = ctx.fresh(part="release_run")
+    doc = ctx.history.get(ctx.run_key) or {}
     status = doc.get("status")
-    if status == "running":
-        ctx.history.finish(ctx.run_id, "failed")
-        ctx.store.discard_run(ctx.run_id)
+    collected: int | str = 0
+    if status in ("running", "waiting"):
+        failed = [s for s in doc.get("steps", []) if s.get("status") == "failed"]
+        error = failed[-1].get("error") if failed else doc.get("error") or "the run stopped before it finished"
+        ctx.history.update_if(ctx.run_key, ("running", "waiting"), status="failed", finished_at=_now(),
+                              error=error)
+        ctx.store.discard_run(ctx.run_key)
         status = "failed"
-    released = ctx.lease.release(ctx.run_id)
-    return {"run_id": ctx.run_id, "status": status, "lease_released": released}
+        holder = ctx.lease.record()
+        if holder is not None and holder["owner"] == ctx.run_key:
+            collected = _collect_garbage(ctx)
+    released = ctx.lease.release(ctx.run_key)
+    return {"run_id": ctx.run_id, "run_key": ctx.run_key, "status": status, "lease_released": released,
+            "garbage_collected": collected}
 
 
 # -- step 1: import directory ------------------------------------------------------------
@@ -215,6 +349,8 @@ def import_directory(ctx: RunContext, connection: str) -> Summary:
         "out_of_scope": int((~in_scope).sum()),
         "unchanged_source": reused,
         "delta_read": delta is not None,
+        "read": _how_read(watermark, reused, delta is not None),
+        **({"delta_note": watermark["note"]} if isinstance(watermark, dict) and watermark.get("note") else {}),
         **({"delta_entries": len(delta.entries),
             "delta_deletes": len(delta.deleted_anchors) + len(delta.deleted_dns),
             "delta_rereads": reread} if delta is not None else {}),
@@ -258,6 +394,20 @@ def _merge_delta(ctx: RunContext, d: ResolvedDirectory, delta,  # noqa: ANN001
 IMPORT_KEY = ["anchor", "row_hash", "in_scope", "object_type"]
 
 
+def _how_read(watermark: Any, reused: bool, delta: bool) -> str:
+    """How a directory was read, for the run history: the delta method, or why everything was read."""
+    if reused:
+        return "unchanged source (same file hash): not read"
+    if not delta:
+        return "full read"
+    kind = watermark.get("kind") if isinstance(watermark, dict) else None
+    if kind == "active_directory":
+        return "delta: DirSync" if watermark.get("method") == "dirsync" else "delta: uSNChanged"
+    if kind == "openldap":
+        return "delta: entryCSN + accesslog"
+    return "delta: changed file compared by row hashes"
+
+
 def _import_counts(previous: pd.DataFrame | None, space: pd.DataFrame) -> dict[str, int]:
     """Pending imports against the previous connector space: adds, updates, deletes (incl. leaving scope)."""
     now = space.loc[space["in_scope"], ["anchor", "row_hash"]]
@@ -281,15 +431,24 @@ def import_profile_store(ctx: RunContext) -> Summary:
 
     Incremental runs read only the rows changed since the last confirming import
     (the store's change log); full runs, or a store without a change log, read everything.
+
+    Reconciliation: when the profile store was last written by a run whose state was never
+    committed (it died between its export and its promotion), the committed profile-store
+    connector space is behind the store, so it is read in full whatever the mode; the people
+    the change log names since the committed watermark are still synchronized again.
     """
     store = _profile_store(ctx)
+    committed = ctx.store.committed_manifest()
+    behind = _store_ahead_of_state(committed)
+    base = _snapshot(ctx.store.read_committed_frame, committed["values"])
     snapshot = None
-    if ctx.state.get_value("run/mode") == "incremental":
-        base = _snapshot(ctx.store.read_committed_frame, ctx.store.committed_manifest()["values"])
+    if ctx.state.get_value("run/mode") == "incremental" and behind is None:
         snapshot = store.read_changes(base) if base is not None else None
     delta = snapshot is not None
     if snapshot is None:
         snapshot = store.read_all()
+        if behind is not None and base is not None and base.seq is not None:
+            snapshot = dataclasses.replace(snapshot, changed_people=frozenset(store.changed_people_since(base.seq)))
     carried = ctx.store.read_committed_frame("ps/carry")
     changed = set(snapshot.changed_people) | (set(carried["profile_id"]) if carried is not None else set())
     ctx.state.write_frame("ps/changed", pd.DataFrame({"profile_id": sorted(changed)}, dtype=object))
@@ -297,7 +456,17 @@ def import_profile_store(ctx: RunContext) -> Summary:
     if not snapshot.exists:
         return {"skipped": True, "reason": "the profile store has no tables yet (first run)"}
     return {"skipped": False, "delta": delta, "changed_in_store": len(changed), "people": len(snapshot.people),
-            "groups": len(snapshot.groups), "memberships": len(snapshot.memberships)}
+            "groups": len(snapshot.groups), "memberships": len(snapshot.memberships),
+            **({"reconciled": behind} if behind else {})}
+
+
+def _store_ahead_of_state(committed: dict[str, Any]) -> str | None:
+    """Why the profile store is ahead of the committed state (None when it is not)."""
+    writer = committed.get("exported_by")
+    if writer is None or writer == committed.get("run_key"):
+        return None
+    return (f"the profile store was last written by run {writer!r}, whose state was never committed (it stopped "
+            "between its export and its promotion): the profile store is read in full")
 
 
 def _snapshot(read, values: dict):  # noqa: ANN001, ANN202
@@ -426,11 +595,13 @@ def _read_pending(ctx: RunContext) -> PendingExports:
 
 # -- gate ----------------------------------------------------------------------------------
 @step("validate_export")
-def validate_export(ctx: RunContext) -> Summary:
-    """The data-quality gate before the profile-store export (checks: gates/checks.py; body: run/gate_step.py)."""
+def validate_export(ctx: RunContext, *, approval: bool = False) -> Summary:
+    """The data-quality gate before the profile-store export (checks: gates/checks.py; body: run/gate_step.py).
+
+    ``approval``: tripped blast-radius limits ask an administrator (the DAG's approve_export) instead of failing."""
     from profile_sync.run.gate_step import run_export_gate
 
-    return run_export_gate(ctx, _read_pending(ctx), _directories(ctx))
+    return run_export_gate(ctx, _read_pending(ctx), _directories(ctx), approval=approval)
 
 
 # -- step 4: export profile store ----------------------------------------------------------
@@ -443,7 +614,7 @@ def export_profile_store(ctx: RunContext) -> Summary:
         return {**counts, "dry_run": True, "written": False}
     read_upto = ctx.store.committed_manifest()["values"].get("watermark/profile_store")
     store = _profile_store(ctx)
-    written = store.apply_pending_exports(pending, ctx.run_id, ctx.settings.deletion.retention_days,
+    written = store.apply_pending_exports(pending, ctx.run_key, ctx.settings.deletion.retention_days,
                                           read_upto=read_upto)
     ctx.state.write_frame("ps/purged", pd.DataFrame({"profile_id": store.last_purged}, dtype=object))
     ctx.state.commit_step()

@@ -1,50 +1,49 @@
-"""The state store: frames as Parquet files, switched by a small manifest.
+"""The state store: frames as immutable Parquet objects, switched by a manifest in the coordination database.
 
-Layout under the store's root folder::
+Two halves (see coordination.py):
 
-    manifest.json                 the committed state: frame key → file, values (watermarks)
-    runs/<run>/manifest.json      a run's working state, committed at the end of each step
-    objects/<key>.<uuid>.parquet  immutable frame files
-    history/<run>.json            run history (see history.py)
-    lease.json                    the lease (see lease.py)
+* **Objects** — ``objects/<key>.<uuid>.parquet`` in a folder or an object store
+  (location.py). Written once under a new name, never overwritten or renamed.
+* **Manifests** — which object is the current frame of each key, plus small JSON
+  values (watermarks, fingerprints, gate reports). The committed manifest is a row
+  of ``profile_sync_state``; a run's working state is one *part* per step (and
+  connection) in ``profile_sync_run_parts``.
 
-A run starts from a copy of the committed manifest. Each step writes new files
-and atomically replaces the run's working manifest, so a step that dies leaves
-the last committed step intact and a retry converges. Only a run that finishes
-promotes its manifest to ``manifest.json``: a failed run leaves the committed
-state exactly as it was.
+The commit protocol:
+
+1. A step writes its frames as new objects, then commits its part (one row, replaced
+   atomically, fenced by the lease). Its view of the state is the committed manifest
+   overlaid with the parts of the run's earlier steps; a part never includes another
+   task's keys, so parallel mapped tasks (one per directory) cannot lose each other's work.
+2. ``promote`` folds the parts over the committed manifest and switches it in one
+   transaction: the lease is still this run's, and ``version`` is still the one the run
+   started from (``UPDATE … WHERE version = :base``). The parts are deleted in the same
+   transaction. Nothing before the switch is visible to anyone else; after it, all of it is.
+3. Objects referenced by neither the committed manifest nor any remaining part are
+   garbage, deleted by the lease holder (at promotion, at a take-over, at a failed run's
+   release).
+
+A step that dies before committing its part leaves only unreferenced objects; a run that
+dies before the switch leaves the committed state exactly as it was.
 """
 
 from __future__ import annotations
 
 import copy
-import shutil
+import time
 import uuid
-from datetime import datetime, timezone
-from pathlib import Path
-from typing import Any
-from urllib.parse import unquote, urlparse
+from typing import TYPE_CHECKING, Any, Callable
 
 import pandas as pd
 
-from profile_sync.state.errors import StateConflictError, StateError
-from profile_sync.state.files import read_json, slug, write_json
+from profile_sync.state.coordination import EMPTY_MANIFEST, Coordination
+from profile_sync.state.files import slug
+from profile_sync.state.location import Location
 
-EMPTY_MANIFEST: dict[str, Any] = {"version": 0, "run_id": None, "committed_at": None, "frames": {}, "values": {}}
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
 
-
-def root_from_url(url: str, project_root: Path) -> Path:
-    """The folder of a ``file://`` state-store URL (relative paths against ``project_root``)."""
-    parsed = urlparse(url)
-    if parsed.scheme != "file":
-        raise StateError(f"state store {url!r}: only file:// URLs are supported")
-    raw = unquote(parsed.netloc + parsed.path)
-    path = Path(raw)
-    return path if path.is_absolute() else (project_root / path)
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+OBJECTS = "objects"
 
 
 def _clean_strings(frame: pd.DataFrame) -> pd.DataFrame:
@@ -58,118 +57,146 @@ def _clean_strings(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def overlay(base: dict[str, Any], parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """``base`` with each part's frames and values applied in order."""
+    out = copy.deepcopy(base)
+    for p in parts:
+        out["frames"].update(p.get("frames", {}))
+        out["values"].update(copy.deepcopy(p.get("values", {})))
+    return out
+
+
 class StateStore:
-    """A state store in a local (or shared, POSIX) folder."""
+    """The state store of one configuration: objects in ``location``, manifests in ``coordination``."""
 
-    def __init__(self, root: Path) -> None:
-        self.root = Path(root)
-        self.objects = self.root / "objects"
+    def __init__(self, location: Location, coordination: Coordination) -> None:
+        self.location = location
+        self.coordination = coordination
+        self._committed: dict[str, Any] | None = None
 
-    @classmethod
-    def from_url(cls, url: str, project_root: Path) -> "StateStore":
-        return cls(root_from_url(url, project_root))
+    @property
+    def display(self) -> str:
+        """Where the objects are (for reports; never holds a secret)."""
+        return self.location.display
 
-    # -- committed state ------------------------------------------------------
+    # -- committed state ------------------------------------------------------------
     def committed_manifest(self) -> dict[str, Any]:
-        """The committed manifest (an empty one before the first successful run)."""
-        return read_json(self.root / "manifest.json") or copy.deepcopy(EMPTY_MANIFEST)
+        """The committed manifest (an empty one, version 0, before the first successful run)."""
+        if self._committed is None:
+            self._committed = self.coordination.committed()
+        return copy.deepcopy(self._committed)
+
+    def refresh(self) -> None:
+        """Forget the cached committed manifest (another process may have committed)."""
+        self._committed = None
 
     def read_committed_frame(self, key: str, columns: list[str] | None = None) -> pd.DataFrame | None:
         """A frame of the committed state (only ``columns`` when given), or None."""
-        return self._read(self.committed_manifest(), key, columns)
+        return self.read(self.committed_manifest(), key, columns)
 
-    def _read(self, manifest: dict[str, Any], key: str, columns: list[str] | None = None) -> pd.DataFrame | None:
+    def read(self, manifest: dict[str, Any], key: str, columns: list[str] | None = None) -> pd.DataFrame | None:
         name = manifest["frames"].get(key)
         if name is None:
             return None
-        path = self.objects / name
-        if not path.exists():
-            raise StateError(f"state store {self.root}: frame {key!r} points to missing file {name}")
-        if columns is not None:
-            import pyarrow.parquet as pq
+        return _clean_strings(self.location.read_frame(f"{OBJECTS}/{name}", columns))
 
-            present = set(pq.read_schema(path).names)
-            columns = [c for c in columns if c in present]
-        return _clean_strings(pd.read_parquet(path, columns=columns))
+    def write_object(self, key: str, frame: pd.DataFrame) -> str:
+        """Write ``frame`` as a new object; its name (to be referenced by a manifest)."""
+        name = f"{slug(key)}.{uuid.uuid4().hex}.parquet"
+        self.location.write_frame(f"{OBJECTS}/{name}", frame)
+        return name
 
-    # -- runs -----------------------------------------------------------------
-    def run_dir(self, run_id: str) -> Path:
-        return self.root / "runs" / slug(run_id)
+    # -- runs -------------------------------------------------------------------------
+    def open_run(self, run_key: str, part: str = "run", owner: str | None = None) -> "RunState":
+        """The working state of ``run_key`` as seen by the step that owns ``part``."""
+        parts = self.coordination.parts(run_key)
+        others = [p for p in parts if p["part"] != part]
+        base = next((p["base_version"] for p in parts if "base_version" in p), None)
+        seq = max((p["seq"] for p in others), default=0) + 1
+        return RunState(self, run_key, part, overlay(self.committed_manifest(), others), seq, base, owner)
 
-    def open_run(self, run_id: str) -> "RunState":
-        """The working state of ``run_id``: resumed if the run already committed a step."""
-        path = self.run_dir(run_id) / "manifest.json"
-        manifest = read_json(path)
-        if manifest is None:
-            committed = self.committed_manifest()
-            manifest = copy.deepcopy(committed)
-            manifest["base_version"] = committed["version"]
-            manifest["run_id"] = run_id
-            write_json(path, manifest)
-        return RunState(self, run_id, manifest)
+    def working_manifest(self, run_key: str) -> dict[str, Any]:
+        """The committed manifest with every part of ``run_key`` applied (what promotion commits)."""
+        return overlay(self.committed_manifest(), self.coordination.parts(run_key))
 
-    def promote(self, run_id: str) -> int:
-        """Make ``run_id``'s working state the committed state; returns the new version."""
-        path = self.run_dir(run_id) / "manifest.json"
-        manifest = read_json(path)
-        if manifest is None:
-            raise StateError(f"run {run_id!r} has no working state to promote")
+    def promote(self, run_key: str, owner: str,
+                in_transaction: Callable[["Connection", int], None] | None = None) -> int:
+        """Commit ``run_key``'s working state: one conditional switch (see the module docstring).
+
+        ``in_transaction(conn, version)`` runs inside the switch's transaction (the run history's
+        success record), so the switch and its record commit together.
+        """
+        parts = self.coordination.parts(run_key)
+        base = next((p["base_version"] for p in parts if "base_version" in p), None)
+        self.refresh()
         committed = self.committed_manifest()
-        if committed["version"] != manifest.get("base_version"):
-            raise StateConflictError(
-                f"run {run_id!r} started from state version {manifest.get('base_version')} but version "
-                f"{committed['version']} was committed since (by run {committed.get('run_id')!r})"
-            )
-        manifest = dict(manifest)
-        manifest["version"] = committed["version"] + 1
-        manifest["committed_at"] = _now()
-        manifest.pop("base_version", None)
-        write_json(self.root / "manifest.json", manifest)
-        self.discard_run(run_id)
-        return manifest["version"]
+        manifest = overlay(committed, parts)
+        c = self.coordination
+        with c.transaction() as conn:
+            c.fence(conn, owner)
+            version = c.switch(conn, committed["version"] if base is None else base, manifest, run_key)
+            c.delete_parts(conn, run_key)
+            if in_transaction is not None:
+                in_transaction(conn, version)
+        self.refresh()
+        return version
 
-    def discard_run(self, run_id: str) -> None:
-        """Forget ``run_id``'s working state and delete files no manifest references."""
-        shutil.rmtree(self.run_dir(run_id), ignore_errors=True)
-        self.collect_garbage()
+    def discard_run(self, run_key: str) -> None:
+        """Forget ``run_key``'s working state (its objects become garbage)."""
+        with self.coordination.transaction() as conn:
+            self.coordination.delete_parts(conn, run_key)
 
-    def collect_garbage(self) -> int:
-        """Delete frame files referenced by neither the committed nor any working manifest."""
+    def collect_garbage(self, grace_seconds: float = 0.0) -> int:
+        """Delete objects referenced by neither the committed manifest nor any run's part.
+
+        Only the lease holder calls this, with none of its steps in flight: every object
+        written since by someone else belongs to a run that lost the lease and can never
+        commit it. ``grace_seconds``: spare objects younger than this.
+        """
+        self.refresh()
         referenced = set(self.committed_manifest()["frames"].values())
-        runs = self.root / "runs"
-        if runs.exists():
-            for m in runs.glob("*/manifest.json"):
-                referenced |= set((read_json(m) or {}).get("frames", {}).values())
-        removed = 0
-        if self.objects.exists():
-            for f in self.objects.glob("*.parquet"):
-                if f.name not in referenced:
-                    f.unlink(missing_ok=True)
-                    removed += 1
-        return removed
+        for run_key in self.coordination.live_runs():
+            for p in self.coordination.parts(run_key):
+                referenced |= set(p.get("frames", {}).values())
+        now = time.time()
+        garbage = [o.name for o in self.location.list(OBJECTS)
+                   if o.name not in referenced and (o.modified is None or now - o.modified >= grace_seconds)]
+        self.location.delete(OBJECTS, garbage)
+        return len(garbage)
 
 
 class RunState:
-    """One run's working state: read committed frames, write new ones, commit per step."""
+    """One step's view of a run's working state: read frames, write new ones, commit the step's part."""
 
-    def __init__(self, store: StateStore, run_id: str, manifest: dict[str, Any]) -> None:
+    def __init__(self, store: StateStore, run_key: str, part: str, manifest: dict[str, Any], seq: int,
+                 base_version: int | None, owner: str | None) -> None:
         self.store = store
-        self.run_id = run_id
+        self.run_key = run_key
+        self.part = part
         self.manifest = manifest
+        self.seq = seq
+        self.base_version = base_version
+        self.owner = owner
+        self._frames: dict[str, str] = {}
+        self._values: dict[str, Any] = {}
+        self._own_base: int | None = None
+
+    @property
+    def run_id(self) -> str:  # older name, kept for callers that print it
+        return self.run_key
 
     def read_frame(self, key: str, columns: list[str] | None = None) -> pd.DataFrame | None:
         """The frame as this run last wrote it, else as committed, else None.
 
         ``columns``: read only these (those the frame has), for steps that need a few of many.
         """
-        return self.store._read(self.manifest, key, columns)
+        return self.store.read(self.manifest, key, columns)
 
     def write_frame(self, key: str, frame: pd.DataFrame) -> None:
-        """Write ``frame`` to a new file; visible to other steps after ``commit_step``."""
-        self.store.objects.mkdir(parents=True, exist_ok=True)
-        name = f"{slug(key)}.{uuid.uuid4().hex}.parquet"
-        frame.reset_index(drop=True).to_parquet(self.store.objects / name, index=False)
+        """Write ``frame`` to a new object; visible to other steps after ``commit_step``."""
+        name = self.store.write_object(key, frame)
         self.manifest["frames"][key] = name
+        self._frames[key] = name
 
     def get_value(self, key: str, default: Any = None) -> Any:
         """A small JSON value (a watermark, a fingerprint)."""
@@ -177,7 +204,16 @@ class RunState:
 
     def set_value(self, key: str, value: Any) -> None:
         self.manifest["values"][key] = copy.deepcopy(value)
+        self._values[key] = copy.deepcopy(value)
 
-    def commit_step(self) -> None:
-        """Atomically switch this run's working manifest to what the step wrote."""
-        write_json(self.store.run_dir(self.run_id) / "manifest.json", self.manifest)
+    def commit_step(self, base_version: int | None = None) -> None:
+        """Atomically replace this step's part with what it wrote (fenced by the lease)."""
+        body: dict[str, Any] = {"frames": dict(self._frames), "values": copy.deepcopy(self._values)}
+        if base_version is not None:
+            self.base_version = self._own_base = base_version
+        if self._own_base is not None:
+            body["base_version"] = self._own_base
+        self.store.coordination.write_part(self.run_key, self.part, self.seq, body, self.owner)
+
+
+__all__ = ["EMPTY_MANIFEST", "RunState", "StateStore", "overlay"]

@@ -28,21 +28,34 @@ def reference_properties(directory: ResolvedDirectory) -> list[str]:
             if m.transform == "reference" and m.direction in ("import", "both")]
 
 
-def flow_in(space: pd.DataFrame, directory: ResolvedDirectory, account_name_format: str) -> pd.DataFrame:
+def flow_in(space: pd.DataFrame, directory: ResolvedDirectory, account_name_format: str,
+            references_only: bool = False) -> pd.DataFrame:
     """Property values for every row of ``space`` (same index).
 
     Non-reference properties get their value; reference properties get
     ``ref.<property>`` = the normalised DN they point at (or None).
+    ``references_only``: only the ``ref.<property>`` columns (to count what does not resolve).
     """
     out = pd.DataFrame(index=space.index)
     for prop, mapping in directory.mappings.items():
         if mapping.direction not in ("import", "both"):
             continue
+        if references_only and mapping.transform != "reference":
+            continue
         values = space[attr_column(mapping.source)]
         multi = mapping.source.lower() in directory.multi_valued_attributes
         result = TRANSFORMS[mapping.transform](values, account_name_format=account_name_format, multi=multi)
         if mapping.transform == "reference":
-            out[REF_PREFIX + prop] = pd.Series(normalize_dns(result.tolist()), index=space.index, dtype=object)
+            out[REF_PREFIX + prop] = _normalized(result)
         else:
             out[prop] = result
     return out
+
+
+def _normalized(dns: pd.Series) -> pd.Series:
+    """Each DN normalised (None where missing or invalid); each distinct DN parsed once (many share a manager)."""
+    present = dns.dropna()
+    distinct = pd.unique(present.to_numpy(dtype=object))
+    lookup = dict(zip(distinct, normalize_dns(distinct.tolist())))
+    return pd.Series([lookup[v] for v in present], index=present.index, dtype=object).reindex(dns.index).astype(
+        object).where(dns.notna(), None)

@@ -19,8 +19,8 @@ column                    meaning
 ========================  ==========================================================
 
 Objects that cannot be imported (no anchor, duplicate anchor, undecodable
-value, invalid DN) go to a separate *held* frame with a reason; the rest of the
-import goes on.
+value, invalid DN, no objectClass, a record the reader says may be cut short)
+go to a separate *held* frame with a reason; the rest of the import goes on.
 """
 
 from __future__ import annotations
@@ -124,6 +124,12 @@ def _build(entries: Iterable[Entry], directory: ResolvedDirectory) -> ImportedSp
     for entry in entries:
         values = entry.attributes
         raw_classes = tuple(values.get("objectclass", empty))
+        if entry.problem is not None or not raw_classes:
+            # Cut short (an LDIF record the file ends inside, or one without objectClass): never synchronized
+            # as read; held with its anchor when it has one, so its profile keeps its last good state.
+            reason = entry.problem or "no objectClass: the record is cut short, or objectClass is not readable"
+            held.append((_anchor_or_none(anchor_attr, values), entry.dn, entry.position, reason))
+            continue
         object_type = class_cache.get(raw_classes, "?")
         if object_type == "?":
             classes = {c.decode("utf-8", "replace").lower() for c in raw_classes}
@@ -262,6 +268,15 @@ def _to_objects(array: pa.ChunkedArray) -> np.ndarray:
     if array.num_chunks == 0:
         return np.empty(0, dtype=object)
     return array.to_pandas(deduplicate_objects=True).to_numpy(dtype=object, na_value=None)
+
+
+def _anchor_or_none(anchor_attr: str, values: dict[str, list[bytes]]) -> str | None:
+    """The anchor of a held entry when it can be read (to keep its last good state), else None."""
+    raw = values.get(anchor_attr) if anchor_attr != "dn" else None
+    try:
+        return format_anchor(anchor_attr, raw[0]) if raw else None
+    except ValueError:
+        return None
 
 
 def _disabled(frame: pd.DataFrame, directory: ResolvedDirectory) -> pd.Series:

@@ -8,6 +8,9 @@ A *delta* synchronization passes ``only`` (the metaverse people that may have
 changed, see ``delta.py``) and the previous metaverse: attribute flow and
 references are computed for those people only and merged into the previous
 people; links, groups and memberships are recomputed whole (vectorised, cheap).
+The references that do not resolve (``unresolved``, what the gate's
+``reference_resolution`` check counts) are one definition on every path: every
+connected person's reference and every in-scope group's member, delta or not.
 
 Frames produced:
 
@@ -132,9 +135,15 @@ def build_metaverse(
         keep = previous_people.loc[(previous_people["state"] == ACTIVE) & ~previous_people["mv_id"].isin(computed_ids)]
         names = pd.concat([keep[["mv_id", "account_name"]], names], ignore_index=True)
     resolved_parts, unresolved = [], []
-    for d, part in zip(directories, person_parts):
+    for rank, (d, part) in enumerate(zip(directories, person_parts)):
         resolved, missing = resolve_person_references(part, d.name, targets, names)
         resolved_parts.append(resolved)
+        if delta:
+            # What does not resolve is one set whatever the path (full, delta, nothing changed): every
+            # connected person's references, not only the recomputed people's.
+            every = _person_part(spaces[d.name], d, links.loc[links["connection"] == d.name], rank, None,
+                                 account_name_format, disabled_policy, references_only=True)
+            missing = resolve_person_references(every, d.name, targets, names)[1]
         unresolved.append(missing)
     people = _by_precedence(resolved_parts, precedence)
     groups = _by_precedence(group_parts)
@@ -174,8 +183,9 @@ def build_metaverse(
 
 def _person_part(space: pd.DataFrame, d: ResolvedDirectory, links: pd.DataFrame, rank: int,
                  ids: set[str] | frozenset[str] | None, account_name_format: str,
-                 disabled_policy: DisabledAccountPolicy) -> pd.DataFrame:
-    """Attribute flow for one connection's connected people (only ``ids`` when given)."""
+                 disabled_policy: DisabledAccountPolicy, references_only: bool = False) -> pd.DataFrame:
+    """Attribute flow for one connection's connected people (only ``ids`` when given; only the
+    ``ref.<property>`` columns with ``references_only``)."""
     connected = space.loc[space["object_type"] == "person"].merge(
         links.loc[links["connected"], ["anchor", "mv_id"]], on="anchor", how="inner")
     if ids is not None:
@@ -183,7 +193,7 @@ def _person_part(space: pd.DataFrame, d: ResolvedDirectory, links: pd.DataFrame,
     people = connected.rename(columns={"anchor": "source_anchor", "dn": "source_dn"}).reset_index(drop=True)
     people["rank"] = rank
     people["source_connection"] = d.name
-    flows = flow_in(people, d, account_name_format)
+    flows = flow_in(people, d, account_name_format, references_only)
     frozen = people["disabled"].astype(bool) & (disabled_policy == "freeze")
     return pd.concat([people[["mv_id", "rank", *SOURCE_COLUMNS]], frozen.rename("frozen"), flows], axis=1)
 

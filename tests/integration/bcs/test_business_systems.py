@@ -16,7 +16,6 @@ from sqlalchemy import text
 
 from profile_sync.gates import GateFailedError
 from profile_sync.run.local import run_sync
-from profile_sync.state.history import RunHistory
 from tests.helpers.bcs import HrTable, statements_against
 from tests.helpers.directory import FakeDirectory
 from tests.helpers.sync import SyncHarness
@@ -70,7 +69,7 @@ def harness(tmp_path, profile_store_url, hr):
 
 
 def history(h: SyncHarness) -> dict:
-    return RunHistory(h.tmp / "state").get(f"test-run-{h.runs}")
+    return h.last_run()
 
 
 def record(doc: dict, step: str) -> dict:
@@ -417,6 +416,26 @@ def test_an_unreachable_database_is_a_transient_error(harness, hr):
     with pytest.raises(BcsUnavailableError) as err:
         harness.sync(directory(1))
     assert not err.value.terminal
+
+
+def test_a_refused_login_is_terminal_says_what_to_fix_and_hides_the_password(harness, hr, postgres_server):
+    from profile_sync.bcs.errors import BcsError
+
+    harness.connections["hr_db"] = hr.url.replace(f":{postgres_server.password}@", ":Not-This-One@")
+    with pytest.raises(BcsError) as err:
+        harness.sync(directory(1))
+    text = str(err.value)
+    assert err.value.terminal  # no retries: the same password will be refused again
+    assert "the database refused the login" in text and "password authentication failed" in text
+    assert "the Airflow Connection of business system 'hr'" in text and "Not-This-One" not in text
+
+
+def test_airflows_postgres_spelling_reads_the_business_system(harness, hr):
+    """A Connection made in the Airflow UI (type Postgres) comes back from get_uri() as postgres://."""
+    harness.connections["hr_db"] = hr.url.replace("postgresql+psycopg2://", "postgres://")
+    hr.replace([row(1, employee_number="E1")])
+    harness.sync(directory(1))
+    assert by_upn(harness, "employee_id") == {"p1@contoso.com": ("E1",)}
 
 
 def test_a_view_in_another_database_by_url(tmp_path, profile_store_url):

@@ -114,6 +114,28 @@ def test_ldaps_and_starttls_with_the_test_ca(samba_dc):
         list(reader(samba_info(samba_dc, host=samba_dc.ldaps_uri, retries=1), AD).read_full())
 
 
+@pytest.fixture
+def samba_requiring_strong_auth(samba_dc):
+    """The session DC with ``ldap server require strong auth = yes`` (as an AD with LDAP signing required):
+    simple binds are refused on plain LDAP; switched back after."""
+    samba_dc.require_strong_auth(True)
+    try:
+        yield samba_dc
+    finally:
+        samba_dc.require_strong_auth(False)
+
+
+def test_stronger_auth_required_says_to_turn_on_tls(samba_requiring_strong_auth):
+    dc = samba_requiring_strong_auth
+    with pytest.raises(DirectoryError) as err:
+        list(reader(samba_info(dc, retries=1), AD).read_full())
+    text = str(err.value)
+    assert err.value.terminal and "strongerAuthRequired (8)" in text
+    assert "set the 'tls' extra of Airflow Connection 'samba_test' to 'ldaps' or 'start_tls'" in text
+    # Done as the hint says: the same account binds over StartTLS.
+    assert len(list(reader(samba_info(dc, start_tls=True, ca_file=str(dc.ca_file)), AD).read_full())) == 52
+
+
 def test_a_wrong_password_is_terminal_and_not_shown(samba_dc):
     with pytest.raises(DirectoryError) as err:
         list(reader(samba_info(samba_dc, password="Wrong-Pass-123"), AD).read_full())

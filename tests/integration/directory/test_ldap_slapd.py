@@ -76,6 +76,43 @@ def test_an_untrusted_certificate_is_a_terminal_error(slapd_server, tls):
     assert len(list(reader(slapd_info(slapd_server, host=host, tls=tls, verify=False)).read_full())) == 52
 
 
+@pytest.mark.parametrize("tls", ["ldaps", "start_tls"])
+def test_a_certificate_for_another_name_says_which_names_it_has_not_to_set_ca_file(slapd_server, tls):
+    """The CA is trusted (ca_file is set) but the host name is not in the certificate: ldap3's message puts
+    the whole certificate before the reason, and used to be cut at 300 characters — reason gone — with a hint
+    to set ca_file, which was set."""
+    port = slapd_server.ldaps_port if tls == "ldaps" else slapd_server.port
+    host = f"{'ldaps' if tls == 'ldaps' else 'ldap'}://127.1:{port}"  # 127.0.0.1, by a name not in the certificate
+    r = reader(slapd_info(slapd_server, host=host, tls=tls, ca_file=str(slapd_server.ca_file), retries=1))
+    with pytest.raises(DirectoryError) as err:
+        list(r.read_full())
+    text = str(err.value)
+    assert err.value.terminal
+    assert "the server's certificate is for localhost, 127.0.0.1, not for '127.1'" in text
+    assert "use one of those names as the Connection's host" in text
+    assert "set the 'ca_file'" not in text and "serialNumber" not in text
+
+
+def test_a_ca_file_that_did_not_sign_the_certificate_says_so(slapd_server, tmp_path):
+    from tests.servers._tls import make_server_certificate
+
+    other = make_server_certificate(tmp_path / "other").ca_file  # another CA
+    r = reader(slapd_info(slapd_server, host=slapd_server.ldaps_uri, ca_file=str(other), retries=1))
+    with pytest.raises(DirectoryError) as err:
+        list(r.read_full())
+    text = str(err.value)
+    assert "certificate verify failed" in text
+    assert f"the CA file '{other}' ('ca_file' extra) does not hold the CA that signed the server's certificate" in text
+
+
+def test_a_ca_file_that_is_not_there_is_terminal_and_named(slapd_server, tmp_path):
+    missing = tmp_path / "nowhere" / "ca.pem"
+    r = reader(slapd_info(slapd_server, host=slapd_server.ldaps_uri, ca_file=str(missing), retries=1))
+    with pytest.raises(DirectoryError, match=r"names '.*nowhere/ca.pem', which is not a file on this worker") as err:
+        list(r.read_full())
+    assert err.value.terminal
+
+
 def test_a_wrong_password_is_a_clear_terminal_error_without_the_password(slapd_server, caplog):
     caplog.set_level(logging.DEBUG)
     secret = "not-the-Password-42"

@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import re
 import ssl
-import time
 import uuid
 
 import pytest
@@ -57,11 +56,9 @@ def test_slapd_admin_bind_and_wrong_password(slapd_server: SlapdServer) -> None:
 
 def test_slapd_bulk_load_then_paged_search_returns_all_with_entry_uuid(slapd_factory) -> None:
     server = slapd_factory()
-    t0 = time.monotonic()
-    server.load_entries(_people(300, server.base_dn))
-    load_s = time.monotonic() - t0
+    server.load_entries(_people(300, server.base_dn))  # offline, slapadd (speed: make bench, DESIGN §6b)
     server.start()
-    assert server.timings["start"] < 5, server.timings
+    assert server.running
     conn = server.connect()
     results = conn.extend.standard.paged_search(
         server.people_dn, "(objectClass=inetOrgPerson)",
@@ -78,7 +75,6 @@ def test_slapd_bulk_load_then_paged_search_returns_all_with_entry_uuid(slapd_fac
     context_csn = conn.entries[0].contextCSN.values[0]
     assert max(e["attributes"]["entryCSN"][0] for e in entries) <= context_csn
     conn.unbind()
-    assert load_s < 30
 
 
 def test_slapd_accesslog_records_delete_and_restore_undoes_it(slapd_fresh: SlapdServer) -> None:

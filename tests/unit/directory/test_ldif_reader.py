@@ -73,6 +73,26 @@ def test_missing_file_is_a_clear_error(tmp_path):
         list(LdifDirectoryReader("contoso", tmp_path / "nope.ldif").read_full())
 
 
+def test_a_missing_file_fails_the_run_at_once_naming_the_path_and_the_key(tmp_path):
+    """It used to be a bare ``[Errno 2]`` from the watermark (a transient error: Airflow retried it)."""
+    from profile_sync.run.local import run_sync
+    from tests.helpers.sync import SyncHarness
+
+    h = SyncHarness(tmp_path)  # the configuration names h.ldif, which is never written
+    with pytest.raises(DirectoryError) as err:
+        run_sync(h.context())
+    assert err.value.terminal
+    assert f"the LDIF file {h.ldif} does not exist (configuration key directories[0].path)" in str(err.value)
+
+
+def test_a_folder_instead_of_a_file_is_terminal_and_says_so(tmp_path):
+    path = tmp_path / "d.ldif"
+    path.mkdir()
+    reader = LdifDirectoryReader("contoso", path, config_key="directories[0].path")
+    with pytest.raises(DirectoryError, match=r"d.ldif \(configuration key directories\[0\].path\) is a folder"):
+        reader.watermark()
+
+
 def test_file_hash_changes_with_content(tmp_path):
     path = tmp_path / "a.ldif"
     path.write_text("version: 1\n")

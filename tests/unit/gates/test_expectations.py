@@ -73,8 +73,7 @@ def test_gx_is_quiet(gx, capfd, caplog):
 def test_costs_are_measured(gx):
     before = gx.validate_seconds
     gx.validate("timed", pd.DataFrame({"a": [1, 2]}), [Expect("unique", "a")])
-    assert gx.validate_seconds > before
-    assert gx.import_seconds >= 0
+    assert gx.validate_seconds > before  # validations add up (the import's cost: test_export_gate.py)
 
 
 def test_gx_is_imported_only_when_a_gate_runs():

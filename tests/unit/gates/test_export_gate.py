@@ -19,7 +19,6 @@ from profile_sync.gates import GateFailedError, GateOverride
 from profile_sync.gates.checks import CHECKS
 from profile_sync.gates.export_gate import GateInputs, evaluate_export_gate
 from profile_sync.profile_store.schema import property_specs
-from profile_sync.state.store import StateStore
 from profile_sync.sync.pending_exports import PendingExports
 from tests.helpers.directory import FakeDirectory
 from tests.helpers.sync import SyncHarness
@@ -69,7 +68,7 @@ def staged(tmp_path_factory):
 
 
 def inputs(h: SyncHarness, space=None, people=None) -> GateInputs:
-    store = StateStore(h.tmp / "state")
+    store = h.inspector().store
     read = store.read_committed_frame
     settings = load_settings(h.config)
     meta = store.committed_manifest()["values"]["pending/meta"]
@@ -95,8 +94,20 @@ def test_the_staged_frames_pass(staged):
     assert set(report.timings) == {"gx_import_s", "gx_validate_s", "metrics_s", "total_s"}
 
 
+def test_the_report_carries_what_its_runner_measured(staged):
+    from profile_sync.gates.expectations import GxRunner
+
+    runner = GxRunner(5)
+    report = evaluate_export_gate(inputs(staged), runner=runner)
+    t = report.timings
+    assert t["gx_import_s"] == round(runner.import_seconds, 3)
+    assert t["gx_validate_s"] == round(runner.validate_seconds, 3) and runner.validate_seconds > 0
+    # The whole is measured around its parts (each rounded to 1 ms).
+    assert t["total_s"] + 0.002 >= t["gx_validate_s"] + t["metrics_s"]
+
+
 def test_duplicate_anchors_in_a_connector_space_stop_the_export_even_with_an_override(staged):
-    space = StateStore(staged.tmp / "state").read_committed_frame("cs/contoso")
+    space = staged.inspector().store.read_committed_frame("cs/contoso")
     twin = space.iloc[[0]].assign(dn="CN=Twin,OU=Users,DC=contoso,DC=com")
     report = evaluate_export_gate(inputs(staged, space=pd.concat([space, twin], ignore_index=True)), OVERRIDE)
     bad = _failed(report)["anchors_unique"]
@@ -108,7 +119,7 @@ def test_duplicate_anchors_in_a_connector_space_stop_the_export_even_with_an_ove
 
 
 def test_missing_anchors_stop_the_export(staged):
-    space = StateStore(staged.tmp / "state").read_committed_frame("cs/contoso")
+    space = staged.inspector().store.read_committed_frame("cs/contoso")
     space.loc[3, "anchor"] = None
     bad = _failed(evaluate_export_gate(inputs(staged, space=space)))["anchors_present"]
     assert bad.observed == {"objects": 12, "unexpected": 1}
@@ -117,7 +128,7 @@ def test_missing_anchors_stop_the_export(staged):
 
 def _adds(h: SyncHarness) -> pd.DataFrame:
     """The first run's pending adds, as a planner would hand them to a fresh profile store."""
-    return StateStore(h.tmp / "state").read_committed_frame("pending/people")
+    return h.inspector().store.read_committed_frame("pending/people")
 
 
 def test_duplicate_account_names_in_pending_exports_stop_the_export(staged):
@@ -141,7 +152,7 @@ def test_values_too_long_in_pending_exports_stop_the_export(staged):
 
 
 def test_an_override_only_covers_overridable_checks(staged):
-    space = StateStore(staged.tmp / "state").read_committed_frame("cs/contoso")
+    space = staged.inspector().store.read_committed_frame("cs/contoso")
     gone = space.assign(in_scope=[True] * 1 + [False] * (len(space) - 1))  # 11 of 12 people leave scope
     inp = inputs(staged, space=gone)
     report = evaluate_export_gate(GateInputs(**{**inp.__dict__, "baselines": {"contoso": 12}}), OVERRIDE)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import pytest
 
 from profile_sync.gates import GateFailedError, GateOverrideError
-from profile_sync.state.history import RunHistory
 from tests.helpers.directory import USERS, FakeDirectory
 from tests.helpers.sync import SyncHarness
 
@@ -31,7 +30,7 @@ def forty(**extra: object) -> FakeDirectory:
 
 
 def history(h: SyncHarness) -> dict:
-    return RunHistory(h.tmp / "state").get(f"test-run-{h.runs}")
+    return h.last_run()
 
 
 def gate_step(doc: dict) -> dict:
@@ -45,7 +44,7 @@ def failed(doc: dict) -> dict[str, dict]:
 
 def snapshot(h: SyncHarness) -> tuple:
     people = h.profiles().drop(columns=["updated_at"]).sort_index()
-    manifest = (h.tmp / "state" / "manifest.json").read_text()
+    manifest = h.committed_manifest()
     return people.to_dict("records"), manifest
 
 

@@ -17,8 +17,6 @@ from profile_sync.directory.entries import Entry
 from profile_sync.directory.errors import DirectoryError, DirectoryUnavailableError
 from profile_sync.gates import GateFailedError
 from profile_sync.run.local import run_sync
-from profile_sync.state.history import RunHistory
-from profile_sync.state.lease import Lease
 from tests.helpers.directory import USERS, FakeDirectory
 from tests.helpers.sync import SyncHarness
 
@@ -47,11 +45,11 @@ def synced(tmp_path):
 def state(h: SyncHarness) -> tuple:
     people = h.profiles().sort_index().to_dict("records")
     members = sorted(map(tuple, h.memberships().to_numpy().tolist()))
-    return people, members, (h.tmp / "state" / "manifest.json").read_text()
+    return people, members, h.committed_manifest()
 
 
 def last_run(h: SyncHarness) -> dict:
-    return RunHistory(h.tmp / "state").get(f"test-run-{h.runs}")
+    return h.last_run()
 
 
 def assert_nothing_written(h: SyncHarness, before: tuple, failed_step: str) -> None:
@@ -61,7 +59,7 @@ def assert_nothing_written(h: SyncHarness, before: tuple, failed_step: str) -> N
     failed = [s["step"] for s in doc["steps"] if s["status"] == "failed"]
     assert failed == [failed_step]
     assert not any(s["step"] == "export_profile_store" for s in doc["steps"])
-    assert Lease(h.tmp / "state").holder() is None
+    assert h.inspector().lease.holder() is None
 
 
 def test_an_ldif_file_cut_mid_record_fails_the_import(synced):

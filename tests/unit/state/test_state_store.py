@@ -1,92 +1,226 @@
-"""The state store commits per step and promotes only finished runs; the lease excludes."""
+"""The commit protocol and the lease, on every combination the product supports.
+
+Objects in a local folder or in a real S3-compatible server (moto's, from tests/servers);
+manifests, parts and the lease in SQLite or in a real PostgreSQL. Several tests stand in for
+two workers with two separate store objects (each with its own engine where it matters), as
+two tasks on two machines would be.
+"""
 
 from __future__ import annotations
 
-import json
+import multiprocessing
 import time
+import uuid
 
 import pandas as pd
 import pytest
+from sqlalchemy import create_engine
 
-from profile_sync.state.errors import StateConflictError
+from profile_sync.profile_store.engine import make_engine
+from profile_sync.state.coordination import Coordination
+from profile_sync.state.errors import LeaseLostError, StateConflictError
 from profile_sync.state.lease import Lease
+from profile_sync.state.location import Location
 from profile_sync.state.store import StateStore
 
+BACKENDS = ["file-sqlite", "s3-sqlite", "file-postgresql", "s3-postgresql"]
 
-def test_a_run_that_never_promotes_leaves_the_committed_state(tmp_path):
-    store = StateStore(tmp_path)
-    run = store.open_run("r1")
+
+@pytest.fixture(params=BACKENDS)
+def env(request, tmp_path):
+    """(make a StateStore, make a Lease) sharing one state store and one coordination database."""
+    objects, db = request.param.split("-")
+    url = f"sqlite:///{tmp_path / 'coord.db'}" if db == "sqlite" else request.getfixturevalue("postgres_url")
+    if objects == "file":
+        def location() -> Location:
+            return Location.from_url(f"file://{tmp_path / 'state'}", tmp_path)
+    else:
+        s3 = request.getfixturevalue("s3_server")
+        bucket = s3.bucket(f"state-{uuid.uuid4().hex[:12]}")
+        url_s3 = f"s3://{bucket}/profile-sync"
+
+        def location() -> Location:
+            return Location.from_url(url_s3, tmp_path, "s3_conn", lambda u, c: s3.filesystem())
+    name = f"test-store-{uuid.uuid4().hex[:8]}"
+
+    def store() -> StateStore:
+        return StateStore(location(), Coordination(make_engine(url), name))
+
+    def lease(ttl: float = 60, is_active=None) -> Lease:  # noqa: ANN001
+        return Lease(Coordination(make_engine(url), name), ttl, is_active)
+
+    yield store, lease
+    make_engine(url).dispose()
+
+
+def _objects(store: StateStore) -> set[str]:
+    return {o.name for o in store.location.list("objects")}
+
+
+def _run(store: StateStore, lease, run_key: str, part: str = "step"):  # noqa: ANN001, ANN202
+    assert lease().try_acquire(run_key).acquired
+    return store.open_run(run_key, part, owner=run_key)
+
+
+def test_a_run_that_never_promotes_leaves_the_committed_state(env):
+    make, lease = env
+    store = make()
+    run = _run(store, lease, "dag/r1")
     run.write_frame("cs/x", pd.DataFrame({"a": [1]}))
-    run.commit_step()
-    store.promote("r1")
-    failed = store.open_run("r2")
+    run.commit_step(base_version=0)
+    assert store.promote("dag/r1", "dag/r1") == 1
+    assert lease().release("dag/r1")
+    failed = _run(make(), lease, "dag/r2")
     failed.write_frame("cs/x", pd.DataFrame({"a": [2]}))
-    failed.commit_step()
-    store.discard_run("r2")
-    assert store.read_committed_frame("cs/x")["a"].tolist() == [1]
-    assert len(list((tmp_path / "objects").glob("*.parquet"))) == 1
+    failed.commit_step(base_version=1)
+    make().discard_run("dag/r2")
+    assert make().collect_garbage() == 1
+    fresh = make()
+    assert fresh.read_committed_frame("cs/x")["a"].tolist() == [1]
+    assert _objects(fresh) == set(fresh.committed_manifest()["frames"].values())
 
 
-def test_a_retried_step_resumes_from_the_last_committed_step(tmp_path):
-    store = StateStore(tmp_path)
-    run = store.open_run("r1")
-    run.write_frame("a", pd.DataFrame({"v": [1]}))
-    run.commit_step()
-    run.write_frame("b", pd.DataFrame({"v": [2]}))  # the step dies before committing
-    again = store.open_run("r1")
-    assert again.read_frame("a")["v"].tolist() == [1]
-    assert again.read_frame("b") is None
+def test_a_step_sees_earlier_steps_parts_and_its_retry_starts_clean(env):
+    make, lease = env
+    first = _run(make(), lease, "dag/r1", "import")
+    first.write_frame("a", pd.DataFrame({"v": [1]}))
+    first.commit_step(base_version=0)
+    second = make().open_run("dag/r1", "sync", owner="dag/r1")
+    assert second.read_frame("a")["v"].tolist() == [1]
+    second.write_frame("b", pd.DataFrame({"v": [2]}))  # the step dies before committing its part
+    retry = make().open_run("dag/r1", "sync", owner="dag/r1")
+    assert retry.read_frame("a")["v"].tolist() == [1]
+    assert retry.read_frame("b") is None
+    assert make().read_committed_frame("a") is None  # nothing is visible outside the run before promotion
 
 
-def test_promote_refuses_when_another_run_committed_meanwhile(tmp_path):
-    store = StateStore(tmp_path)
-    store.open_run("r1")
-    store.open_run("r2")
-    store.promote("r1")
+def test_parallel_tasks_of_one_run_never_lose_each_others_part(env):
+    """Two mapped import tasks open the run at the same moment and commit in either order."""
+    make, lease = env
+    assert lease().try_acquire("dag/r1").acquired
+    a = make().open_run("dag/r1", "import_directory[a]", owner="dag/r1")
+    b = make().open_run("dag/r1", "import_directory[b]", owner="dag/r1")
+    a.write_frame("cs/a", pd.DataFrame({"v": ["a"]}))
+    b.write_frame("cs/b", pd.DataFrame({"v": ["b"]}))
+    a.set_value("watermark/a", 1)
+    b.set_value("watermark/b", 2)
+    b.commit_step()
+    a.commit_step()
+    after = make().open_run("dag/r1", "synchronize", owner="dag/r1")
+    assert after.read_frame("cs/a")["v"].tolist() == ["a"] and after.read_frame("cs/b")["v"].tolist() == ["b"]
+    make().promote("dag/r1", "dag/r1")
+    committed = make().committed_manifest()
+    assert committed["values"] == {"watermark/a": 1, "watermark/b": 2}
+    assert set(committed["frames"]) == {"cs/a", "cs/b"}
+
+
+def test_promote_refuses_when_another_run_committed_meanwhile(env):
+    make, lease = env
+    r1 = _run(make(), lease, "dag/r1")
+    r1.commit_step(base_version=0)
+    r2 = make().open_run("dag/r2", "step", owner="dag/r2")
+    make().promote("dag/r1", "dag/r1")
+    assert lease().release("dag/r1")
+    assert lease().try_acquire("dag/r2").acquired
+    r2.commit_step(base_version=0)
     with pytest.raises(StateConflictError, match="version 1 was committed since"):
-        store.promote("r2")
+        make().promote("dag/r2", "dag/r2")
+    assert make().committed_manifest()["version"] == 1
 
 
-def test_strings_read_back_as_objects_with_none(tmp_path):
-    store = StateStore(tmp_path)
-    run = store.open_run("r1")
+def test_a_run_that_lost_the_lease_can_neither_commit_a_step_nor_promote(env):
+    make, lease = env
+    zombie = _run(make(), lease, "dag/slow")
+    zombie.commit_step(base_version=0)
+    assert lease().release("dag/slow")  # as if it had been taken over
+    assert lease().try_acquire("dag/next").acquired
+    zombie.write_frame("cs/x", pd.DataFrame({"a": [1]}))
+    with pytest.raises(LeaseLostError, match="held by 'dag/next'"):
+        zombie.commit_step()
+    with pytest.raises(LeaseLostError):
+        make().promote("dag/slow", "dag/slow")
+    assert make().committed_manifest()["version"] == 0
+
+
+def test_strings_read_back_as_objects_with_none(env):
+    make, lease = env
+    run = _run(make(), lease, "dag/r1")
     run.write_frame("f", pd.DataFrame({"s": ["x", None]}, dtype=object))
-    frame = run.read_frame("f")
-    assert frame["s"].tolist() == ["x", None]
+    assert run.read_frame("f")["s"].tolist() == ["x", None]
 
 
-def test_lease_excludes_a_second_owner_and_is_released(tmp_path):
-    lease = Lease(tmp_path, ttl_seconds=60)
-    assert lease.try_acquire("run-a")
-    assert not lease.try_acquire("run-b")
-    assert lease.try_acquire("run-a")  # renewal
-    assert not lease.release("run-b")
-    assert lease.release("run-a")
-    assert lease.try_acquire("run-b")
-
-
-def test_an_expired_lease_can_be_taken_over(tmp_path):
-    lease = Lease(tmp_path, ttl_seconds=60)
-    assert lease.try_acquire("dead-run")
-    record = json.loads((tmp_path / "lease.json").read_text())
-    record["expires_at"] = "2000-01-01T00:00:00+00:00"
-    (tmp_path / "lease.json").write_text(json.dumps(record))
-    assert lease.try_acquire("new-run")
-    assert lease.holder()["owner"] == "new-run"
-
-
-def test_lease_expiry_is_real_time(tmp_path):
-    lease = Lease(tmp_path, ttl_seconds=60)
-    lease.ttl = lease.ttl / 60  # one second
-    assert lease.try_acquire("a")
-    time.sleep(1.2)
-    assert lease.try_acquire("b")
-
-
-def test_a_step_can_read_only_the_columns_it_needs(tmp_path):
-    run = StateStore(tmp_path).open_run("r1")
+def test_a_step_can_read_only_the_columns_it_needs(env):
+    make, lease = env
+    run = _run(make(), lease, "dag/r1")
     run.write_frame("ps/people", pd.DataFrame({"profile_id": ["a"], "state": ["active"], "picture": [b"\xff"]}))
-    run.commit_step()
     frame = run.read_frame("ps/people", ["profile_id", "state", "not_there"])
     assert list(frame.columns) == ["profile_id", "state"]
     assert list(run.read_frame("ps/people").columns) == ["profile_id", "state", "picture"]
+
+
+# -- the lease -------------------------------------------------------------------------------
+def test_lease_excludes_a_second_owner_and_is_released(env):
+    _, lease = env
+    assert lease().try_acquire("dag_a/run").acquired
+    refused = lease().try_acquire("dag_b/run")  # another DAG, the same run id: another owner
+    assert not refused.acquired and refused.holder["owner"] == "dag_a/run"
+    assert lease().try_acquire("dag_a/run").acquired  # renewal (a retried task of the same run)
+    assert not lease().release("dag_b/run")
+    assert lease().release("dag_a/run")
+    assert lease().try_acquire("dag_b/run").acquired
+
+
+def test_an_expired_lease_is_taken_over_only_when_its_run_is_not_running(env):
+    _, lease = env
+    assert lease(ttl=0.5).try_acquire("dag/dead").acquired
+    time.sleep(0.7)
+    between_tasks = lease(is_active=lambda key: key == "dag/dead").try_acquire("dag/new")
+    assert not between_tasks.acquired and between_tasks.holder["between_tasks"]
+    taken = lease(is_active=lambda key: False).try_acquire("dag/new")
+    assert taken.acquired and taken.taken_from["owner"] == "dag/dead"
+    assert lease().holder()["owner"] == "dag/new"
+    with pytest.raises(LeaseLostError):
+        lease().renew("dag/dead")
+
+
+def test_a_heartbeat_keeps_a_long_step_holding_the_lease(env):
+    _, lease = env
+    short = lease(ttl=1.0)
+    assert short.try_acquire("dag/long").acquired
+    with short.heartbeat("dag/long") as beat:
+        time.sleep(2.5)  # longer than the ttl: only the heartbeat keeps it
+        assert not lease(ttl=1.0).try_acquire("dag/other").acquired
+    assert beat.lost is None
+
+
+def _race(url: str, name: str, owner: str, start: float, queue) -> None:  # noqa: ANN001 - in a child process
+    engine = create_engine(url, connect_args={"timeout": 60} if url.startswith("sqlite") else {})
+    lease = Lease(Coordination(engine, name), 60)
+    while time.time() < start:
+        time.sleep(0.001)
+    try:
+        queue.put((owner, lease.try_acquire(owner).acquired))
+    except Exception as exc:  # noqa: BLE001 - reported to the parent
+        queue.put((owner, repr(exc)))
+
+
+@pytest.mark.parametrize("db", ["sqlite", "postgresql"])
+def test_racing_workers_never_both_hold_the_lease(db, tmp_path, request):
+    """Eight processes (eight workers) ask for a free lease at the same instant: exactly one gets it."""
+    url = f"sqlite:///{tmp_path / 'coord.db'}" if db == "sqlite" else request.getfixturevalue("postgres_url")
+    name = "race"
+    Coordination(make_engine(url), name).ensure()
+    ctx = multiprocessing.get_context("fork")  # children build their own engines
+    queue = ctx.Queue()
+    start = time.time() + 3
+    procs = [ctx.Process(target=_race, args=(url, name, f"dag/run-{i}", start, queue)) for i in range(8)]
+    for p in procs:
+        p.start()
+    results = [queue.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+    winners = [owner for owner, won in results if won is True]
+    assert all(won in (True, False) for _, won in results), results
+    assert len(winners) == 1
+    assert Lease(Coordination(make_engine(url), name)).holder()["owner"] == winners[0]
+    make_engine(url).dispose()

@@ -5,8 +5,6 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from profile_sync.state.history import RunHistory
-from profile_sync.state.store import StateStore
 from profile_sync.sync.quarantine import keep_last_good, update_quarantine
 from tests.helpers.directory import USERS, FakeDirectory, guid_text
 from tests.helpers.sync import SyncHarness
@@ -24,11 +22,11 @@ def dn(i: int) -> str:
 
 
 def quarantine(h: SyncHarness) -> pd.DataFrame:
-    return StateStore(h.tmp / "state").read_committed_frame("quarantine")
+    return h.inspector().store.read_committed_frame("quarantine")
 
 
 def history(h: SyncHarness) -> dict:
-    return RunHistory(h.tmp / "state").get(f"test-run-{h.runs}")
+    return h.last_run()
 
 
 @pytest.fixture

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import re
 import ssl
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Literal, NamedTuple, TypeVar
@@ -94,8 +96,13 @@ class LdapClient:
         s = self.settings
         if s.tls == "none":
             return None
-        return ldap3.Tls(validate=ssl.CERT_REQUIRED if s.verify else ssl.CERT_NONE,
-                         ca_certs_file=s.ca_file or None)
+        if s.ca_file and not os.path.isfile(s.ca_file):
+            raise self._error(f"the 'ca_file' extra of Airflow Connection {s.conn_id!r} names {s.ca_file!r}, which is "
+                              "not a file on this worker: put the CA's PEM file there, or correct the path")
+        try:
+            return ldap3.Tls(validate=ssl.CERT_REQUIRED if s.verify else ssl.CERT_NONE, ca_certs_file=s.ca_file or None)
+        except lx.LDAPSSLConfigurationError as exc:
+            raise self._error(f"the TLS settings of Airflow Connection {s.conn_id!r} cannot be used: {exc}") from None
 
     def open(self) -> None:
         """Connect, StartTLS when configured, and bind; transient failures are retried (``retries``)."""
@@ -141,9 +148,8 @@ class LdapClient:
         return conn
 
     def _tls_error(self, exc: BaseException) -> DirectoryError:
-        hint = ("trust the server's CA with the 'ca_file' extra" if self.settings.verify
-                else "check the TLS settings")
-        return self._error(f"TLS with {self.settings.url} failed: {_describe(exc)}; {hint}")
+        reason, hint = _tls_problem(exc, self.settings.host, self.settings.ca_file, self.settings.verify)
+        return self._error(f"TLS with {self.settings.url} failed: {reason}; {hint}")
 
     def _bind_error(self, result: dict[str, Any]) -> DirectoryError | DirectoryUnavailableError:
         code = result.get("result")
@@ -153,9 +159,18 @@ class LdapClient:
         if code == 49:
             return self._error(f"bind as {self.settings.bind_dn!r} refused: invalid credentials — check the login "
                                f"and password of Airflow Connection {self.settings.conn_id!r} ({text})")
-        if code == 13:
-            return self._error(f"bind refused: {text}; the server requires TLS for simple binds — set the "
-                               "'tls' extra to 'ldaps' or 'start_tls'")
+        if code in (8, 13):
+            # 8 strongerAuthRequired: AD with "LDAP server signing requirements" (or Samba with "ldap server
+            # require strong auth") refuses simple binds on plain LDAP; 13 confidentialityRequired: slapd's
+            # "security simple_bind=…".
+            if self.settings.tls == "none":
+                return self._error(f"bind refused: {text}; the server only accepts a simple bind over an encrypted "
+                                   "connection — set the 'tls' extra of Airflow Connection "
+                                   f"{self.settings.conn_id!r} to 'ldaps' or 'start_tls' (and 'ca_file' to the "
+                                   "CA that signed the server's certificate)")
+            return self._error(f"bind refused over {self.settings.tls}: {text}; the server wants a stronger bind "
+                               "than a simple one (SASL signing, Kerberos or a client certificate), which Profile "
+                               "Sync does not do: ask for simple binds over TLS to be allowed for this account")
         return self._error(f"bind as {self.settings.bind_dn!r} refused: {text}")
 
     def close(self) -> None:
@@ -191,7 +206,9 @@ class LdapClient:
         if code in _TRANSIENT_RESULTS:
             raise self._unavailable(f"could not complete {what}", text)
         if code == 32:
-            raise self._error(f"{what}: {base!r} does not exist ({text})", dn=base)
+            who = f"the account {self.settings.bind_dn!r}" if self.settings.bind_dn else "an anonymous bind"
+            raise self._error(f"{what}: {base!r} does not exist, or {who} may not see it ({text}) — check the "
+                              "container in the configuration and the account's read rights", dn=base)
         if code == 4:
             raise self._error(f"{what} stopped at the server's size limit ({text}); an incomplete read is never "
                               "imported — raise the limit for this account or lower 'page_size'", dn=base)
@@ -346,9 +363,46 @@ def _lower(raw: dict[str, Any]) -> RawAttributes:
     return {k.lower(): vals for k, vals in raw.items()}
 
 
+_REPR_WRAPPING = re.compile(r"""^\(+["'](.*)["'],?\)+$""", re.S)
+_CERT_DICT = re.compile(r"certificate (\{.*\}) doesn't match any name in (\[.*?\])", re.S)
+_SAN = re.compile(r"\('(DNS|IP Address)', '([^']*)'\)")
+_VERIFY = re.compile(r"certificate verify failed: ([^(]*?)\s*(?:\(_ssl\.c:\d+\))?(?:['\")]|$)")
+
+
 def _describe(exc: BaseException) -> str:
+    """One readable line for an ldap3 / socket error (ldap3 nests reprs of tuples of exceptions)."""
     text = str(exc) or type(exc).__name__
-    return text if len(text) < 300 else text[:300] + "…"
+    while (wrapped := _REPR_WRAPPING.match(text.strip())) is not None:  # ("('message',)",) → message
+        text = wrapped.group(1).replace("\\'", "'")
+    match = _CERT_DICT.search(text)
+    if match:  # the whole certificate as a dict: keep its names, drop the rest
+        names = ", ".join(v for _, v in _SAN.findall(match.group(1))) or "none"
+        text = text.replace(match.group(0), f"the certificate (for {names}) does not match {match.group(2)}")
+    return text if len(text) < 1000 else text[:1000] + "…"
+
+
+def _tls_problem(exc: BaseException, host: str, ca_file: str | None, verify: bool) -> tuple[str, str]:
+    """(the reason, what to do) for a failed TLS handshake; never cut before the reason."""
+    text = _describe(exc)
+    full = str(exc)
+    match = _CERT_DICT.search(full)
+    if match:
+        names = ", ".join(v for _, v in _SAN.findall(match.group(1))) or "none"
+        return (f"the server's certificate is for {names}, not for {host!r}",
+                f"use one of those names as the Connection's host (or have the certificate reissued with {host!r})")
+    verified = _VERIFY.search(full)
+    if verified:
+        reason = f"certificate verify failed: {verified.group(1).strip()}"
+        if "expired" in reason:
+            return reason, "the server's certificate has expired: renew it on the server"
+        if ca_file:
+            return reason, (f"the CA file {ca_file!r} ('ca_file' extra) does not hold the CA that signed the server's "
+                            "certificate: point 'ca_file' at that CA's PEM (the issuing CA, or the whole chain)")
+        return reason, "trust the server's CA: set the 'ca_file' extra to its PEM file"
+    if not verify:
+        return text, "check the TLS settings ('tls' extra, and the port: 636 for LDAPS, 389 for StartTLS)"
+    return text, ("check the TLS settings ('tls' extra, and the port: 636 for LDAPS, 389 for StartTLS)" if ca_file
+                  else "check the TLS settings; if the server's CA is not a public one, set the 'ca_file' extra")
 
 
 def _is_certificate_problem(exc: BaseException) -> bool:

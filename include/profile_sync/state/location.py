@@ -1,0 +1,167 @@
+"""Where the state store's Parquet objects live: a folder or an object store, through fsspec.
+
+``file://path`` (relative paths against the project root) is a local or shared folder;
+``s3://bucket/prefix``, ``gs://…``, ``abfs://…`` are object stores, reached through the
+fsspec filesystem the caller provides (the Airflow layer builds it from a Connection
+with ``ObjectStoragePath``; without Airflow, fsspec's own defaults and environment
+credentials). The store never renames: every object is written once under a new
+name, and read whole.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+from urllib.parse import unquote, urlparse
+
+from profile_sync.config.settings import STATE_STORE_SCHEMES
+from profile_sync.state.errors import StateError, StateUnavailableError
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from fsspec import AbstractFileSystem
+
+SCHEMES = STATE_STORE_SCHEMES
+
+FilesystemFactory = Callable[[str, "str | None"], "AbstractFileSystem"]
+"""(url, conn_id) → the fsspec filesystem that reaches ``url``."""
+
+
+def default_filesystem(url: str, conn_id: str | None) -> "AbstractFileSystem":
+    """fsspec's filesystem for ``url`` with its default credentials (environment, instance roles)."""
+    if conn_id:
+        raise StateError(
+            f"state store {url!r}: state_store.conn_id {conn_id!r} is an Airflow Connection; run through Airflow "
+            "(or give the credentials in the environment, e.g. AWS_ACCESS_KEY_ID, and leave conn_id out)")
+    import fsspec
+
+    return fsspec.filesystem(urlparse(url).scheme)
+
+
+def split_url(url: str, project_root: Path) -> tuple[str, str]:
+    """(scheme, root path as the filesystem spells it) of a state-store URL."""
+    parsed = urlparse(url)
+    scheme = parsed.scheme
+    if scheme not in SCHEMES:
+        raise StateError(f"state store {url!r}: unknown scheme {scheme!r}; known: {', '.join(SCHEMES)}")
+    if scheme == "file":
+        raw = Path(unquote(parsed.netloc + parsed.path))
+        return scheme, str(raw if raw.is_absolute() else (project_root / raw))
+    if not parsed.netloc:
+        raise StateError(f"state store {url!r}: no bucket or container (expected {scheme}://bucket/prefix)")
+    return scheme, f"{parsed.netloc}{parsed.path}".rstrip("/")
+
+
+_FILESYSTEMS: dict[tuple, "AbstractFileSystem"] = {}
+"""One filesystem (and its connection pool) per URL, Connection and factory, per process."""
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    name: str
+    modified: float | None
+
+
+class Location:
+    """A folder of immutable objects on one filesystem."""
+
+    def __init__(self, fs: "AbstractFileSystem", root: str, display: str) -> None:
+        self.fs = fs
+        self.root = root.rstrip("/") or "/"
+        self.display = display
+        self.local = "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,))
+
+    @classmethod
+    def from_url(cls, url: str, project_root: Path, conn_id: str | None = None,
+                 factory: FilesystemFactory | None = None) -> "Location":
+        scheme, root = split_url(url, project_root)
+        if scheme == "file":
+            from fsspec.implementations.local import LocalFileSystem
+
+            return cls(LocalFileSystem(), root, f"file://{root}")
+        key = (url, conn_id, factory)
+        fs = _FILESYSTEMS.get(key)
+        if fs is None:
+            fs = _FILESYSTEMS[key] = (factory or default_filesystem)(url, conn_id)
+        return cls(fs, root, url)
+
+    def path(self, *parts: str) -> str:
+        return posixpath.join(self.root, *parts)
+
+    def write_frame(self, rel: str, frame: "pd.DataFrame") -> None:
+        """Write ``frame`` as Parquet to the new object ``rel`` (never overwritten; a failed write leaves nothing)."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pa.Table.from_pandas(frame.reset_index(drop=True), preserve_index=False)
+        target = self.path(rel)
+        try:
+            if self.local:
+                Path(target).parent.mkdir(parents=True, exist_ok=True)
+                pq.write_table(table, target)
+            else:
+                sink = pa.BufferOutputStream()
+                pq.write_table(table, sink)
+                self.fs.pipe_file(target, sink.getvalue().to_pybytes())
+        except BaseException as exc:
+            self._remove_quietly(target)
+            if isinstance(exc, OSError):
+                raise StateUnavailableError(
+                    f"state store {self.display}: could not write {rel} ({exc}); nothing was committed") from exc
+            raise
+
+    def read_frame(self, rel: str, columns: list[str] | None = None) -> "pd.DataFrame":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        target = self.path(rel)
+        try:
+            if self.local:
+                source: Any = target
+                present = set(pq.read_schema(target).names) if columns is not None else set()
+            else:
+                source = pa.BufferReader(self.fs.cat_file(target))
+                present = set(pq.read_schema(source).names) if columns is not None else set()
+        except FileNotFoundError as exc:
+            raise StateError(f"state store {self.display}: object {rel} is missing (it is referenced by the "
+                             "committed state: the store was changed outside Profile Sync)") from exc
+        except OSError as exc:
+            raise StateUnavailableError(f"state store {self.display}: could not read {rel} ({exc})") from exc
+        cols = [c for c in columns if c in present] if columns is not None else None
+        return pq.read_table(source, columns=cols).to_pandas()
+
+    def list(self, rel: str) -> list[ObjectInfo]:
+        """Objects directly under ``rel`` (names relative to it), with their modification time when known."""
+        folder = self.path(rel)
+        try:
+            entries = self.fs.ls(folder, detail=True)
+        except FileNotFoundError:
+            return []
+        out = []
+        for e in entries:
+            if e.get("type") == "directory":
+                continue
+            modified = e.get("mtime") or e.get("LastModified") or e.get("updated")
+            if hasattr(modified, "timestamp"):
+                modified = modified.timestamp()
+            out.append(ObjectInfo(posixpath.basename(e["name"].rstrip("/")), modified))
+        return out
+
+    def delete(self, rel: str, names: list[str]) -> None:
+        if not names:
+            return
+        paths = [self.path(rel, n) for n in names]
+        try:
+            self.fs.rm(paths)
+        except FileNotFoundError:
+            for p in paths:
+                self._remove_quietly(p)
+
+    def _remove_quietly(self, target: str) -> None:
+        try:
+            self.fs.rm(target)
+        except Exception:  # noqa: BLE001 - best effort: an unreferenced object is garbage-collected later
+            pass
+
