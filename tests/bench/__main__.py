@@ -151,11 +151,12 @@ def bench_ldap(work: Path, people: int, groups: int, share: float, with_airflow:
         config = _write_config(
             work / "ldap" / "profile_sync.yaml",
             state_store={"url": f"file://{work / 'ldap' / 'state'}"},
-            profile_store={"url": pg.url},
+            profile_store={"conn_id": "bench_profile_store"},
             directories=[{"name": "openldap", "type": "ldap", "conn_id": "bench_slapd", "preset": "inetorgperson",
                           "containers": [bench_directory.BASE_DN],
                           "excluded_containers": [bench_directory.EXCLUDED]}])
-        connections = {"bench_slapd": ldap_info}
+        connections = {"bench_slapd": ldap_info, "bench_profile_store": {"conn_id": "bench_profile_store",
+                                                                         "uri": pg.url}}
 
         full = run_child(work, "ldap-full", config, "full", connections)
         imported = full.step("import_directory")

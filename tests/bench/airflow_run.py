@@ -38,6 +38,9 @@ class ScheduledAirflow(AirflowServer):
             "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
         })
         for conn_id, info in connections.items():
+            if info.get("uri"):  # a database: Airflow reads the URI form as it is (postgresql+psycopg2://…)
+                self.env[f"AIRFLOW_CONN_{conn_id.upper()}"] = info["uri"]
+                continue
             doc = {"conn_type": "generic", "host": info.get("host"), "login": info.get("login"),
                    "password": info.get("password"), "port": info.get("port"), "extra": info.get("extra") or {}}
             self.env[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps({k: v for k, v in doc.items() if v is not None})
@@ -103,7 +106,11 @@ def measure(config: Path, connections: dict[str, dict[str, Any]], dag_id: str, c
         run_doc = airflow.run_dag(dag_id, conf)
     finally:
         airflow.close()
-    ctx = RunContext(run_id="bench-reader", settings=load_settings(config), project_root=config.parent)
+    from profile_sync.run.context import ConnectionInfo
+
+    infos = {k: ConnectionInfo(**v) for k, v in connections.items()}
+    ctx = RunContext(run_id="bench-reader", settings=load_settings(config), project_root=config.parent,
+                     resolve_connection=infos.__getitem__)
     history = ctx.history.get(run_key(dag_id, run_doc["dag_run_id"])) or {}
     if not history.get("steps"):
         raise RuntimeError(f"no run history for {dag_id} run {run_doc['dag_run_id']}")
