@@ -38,7 +38,7 @@ def waiting(tmp_path, monkeypatch):
     steps.synchronize(ctx)
     summary = steps.validate_export(ctx, approval=True)
     assert summary["approval_needed"]
-    context = {"run_id": ctx.run_id, "dag": SimpleNamespace(dag_id="profile_sync_full"), "params": {},
+    context = {"run_id": ctx.run_id, "dag": SimpleNamespace(dag_id=ctx.dag_id), "params": {},
                "dag_run": SimpleNamespace(run_type="manual", triggering_user_name="carol"),
                "ti": SimpleNamespace(xcom_pull=lambda task_ids: summary)}
     yield h, ctx, context
@@ -58,7 +58,7 @@ def test_an_approval_is_recorded_with_the_user_time_and_comment(waiting):
         "chosen_options": ["Approve"], "params_input": {"comment": "  planned (CHG-9) "},
         "responded_at": at, "responded_by_user": {"id": "dave", "name": "Dave"}, "timedout": False})
     assert result["approved"] is True and result["approved_by"] == "Dave"
-    approval = ctx.history.get(ctx.run_id)["approval"]
+    approval = ctx.history.get(ctx.run_key)["approval"]
     assert {k: approval[k] for k in ("status", "by", "at", "comment")} == {
         "status": "approved", "by": "Dave", "at": "2026-12-06T09:30:00+00:00", "comment": "planned (CHG-9)"}
 
@@ -76,7 +76,7 @@ def test_a_rejection_or_time_out_fails_the_task_without_retry(waiting, event, st
     h, ctx, context = waiting
     with pytest.raises(AirflowFailException, match=says):
         operator().execute_complete(context, event)
-    assert ctx.history.get(ctx.run_id)["approval"]["status"] == status
+    assert ctx.history.get(ctx.run_key)["approval"]["status"] == status
 
 
 def test_an_answer_outside_the_options_is_refused(waiting):
@@ -84,7 +84,7 @@ def test_an_answer_outside_the_options_is_refused(waiting):
     with pytest.raises(ValueError, match="not in"):
         operator().execute_complete(context, {"chosen_options": ["Maybe"], "params_input": {},
                                               "responded_at": None, "responded_by_user": None})
-    assert ctx.history.get(ctx.run_id)["approval"]["status"] == "waiting"
+    assert ctx.history.get(ctx.run_key)["approval"]["status"] == "waiting"
 
 
 def test_a_passed_gate_skips_the_approval():

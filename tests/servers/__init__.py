@@ -3,6 +3,8 @@
 * :class:`SlapdServer` — OpenLDAP (``dc=example,dc=org``) with accesslog + syncprov.
 * :class:`SambaDC` — Samba AD DC (``DC=contoso,DC=com``) in its own network namespace.
 * :class:`PostgresServer` — a PostgreSQL cluster for the profile store.
+* :class:`RedisServer` — Redis (Debian ``redis-server``), the Celery broker of tests/distributed.
+* :class:`S3Server` — moto's S3-compatible server (PyPI ``moto[server]``) for object storage.
 
 Install the packages with ``tests/servers/install.sh`` (root, Debian 12). Pytest fixtures
 live in :mod:`tests.servers.fixtures` (``pytest_plugins = ["tests.servers.fixtures"]``).
@@ -15,12 +17,16 @@ import os
 
 from ._util import MissingBinaryError, ServerError
 from .postgres import PostgresServer
+from .redis_server import RedisServer
+from .s3 import S3Server
 from .samba import SambaDC
 from .slapd import SlapdServer
 
 __all__ = [
     "MissingBinaryError",
     "PostgresServer",
+    "RedisServer",
+    "S3Server",
     "SambaDC",
     "ServerError",
     "SlapdServer",

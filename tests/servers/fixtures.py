@@ -9,6 +9,7 @@ Session-scoped servers (started once per test session):
   (offline), snapshot "seeded". Set ``PROFILE_SYNC_SERVER_CACHE=/some/dir`` to also keep the
   seeded domain across sessions (keyed on the seed, Samba's version and this package's code).
 * ``postgres_server`` — :class:`PostgresServer`.
+* ``redis_server`` — :class:`RedisServer` (a Celery broker).
 
 Per-test helpers: ``slapd_fresh`` / ``samba_dc_fresh`` (the session server, restored to the
 "seeded" snapshot first), ``postgres_url`` (the test database dropped and re-created),
@@ -37,6 +38,7 @@ from . import require_servers
 from ._ldif import Entry, entries_to_ldif
 from ._util import MissingBinaryError, ServerError, make_temp_dir, remove_tree, require_binary
 from .postgres import PostgresServer
+from .redis_server import RedisServer
 from .s3 import S3Server
 from .samba import SambaDC
 from .slapd import SlapdServer
@@ -309,4 +311,11 @@ def postgres_url(postgres_server: PostgresServer) -> str:
 def s3_server() -> Iterator[S3Server]:
     """A running S3-compatible object store (moto's server) on loopback."""
     with serve("S3 (moto server)", S3Server) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """A running Redis (``redis_server.url()``), e.g. a Celery broker."""
+    with serve("Redis", RedisServer) as server:
         yield server

@@ -59,6 +59,7 @@ main() {
     libldap2-dev libsasl2-dev
     chromium chromium-driver
     libjpeg-turbo-progs
+    redis-server
   )
 
   missing=()

@@ -429,7 +429,7 @@ def test_a_tripped_gate_waits_and_is_approved_in_the_page(server, admin_browser,
     after = profiles(server)
     marked = {upn for upn, (_, state) in after.items() if state == "marked_for_deletion"}
     assert marked == {f"p{i}@contoso.com" for i in range(19, 31)}
-    doc = engine(server).history.get(run_id)
+    doc = engine(server).history.get(f"{FULL}/{run_id}")
     approval = doc["approval"]
     assert (approval["status"], approval["by"], approval["comment"]) == ("approved", "admin", "12 contractors left (CHG-42)")
     assert approval["at"] and {c["name"] for c in approval["checks"]} == {"people_deletes", "source_shrink"}
@@ -470,7 +470,7 @@ def test_a_rejected_run_writes_nothing(server, admin_browser, incremental_run):
         "failed", "upstream_failed", "success")
     assert profiles(server) == before
     assert ctx.store.committed_manifest()["version"] == version  # the run's state was discarded
-    doc = ctx.history.get(run_id)
+    doc = ctx.history.get(f"{FULL}/{run_id}")
     assert doc["status"] == "failed"
     assert (doc["approval"]["status"], doc["approval"]["by"], doc["approval"]["comment"]) == (
         "rejected", "admin", "not planned")

@@ -89,7 +89,7 @@ def run_summary(doc: dict[str, Any]) -> dict[str, Any]:
 def chart_series(summaries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Oldest first: per finished run its duration and the people it added, updated, marked for deletion."""
     points = []
-    for r in sorted(summaries, key=lambda r: r.get("started_at") or ""):
+    for r in sorted(reversed(summaries), key=lambda r: r.get("started_at") or ""):  # given newest first
         if r.get("status") not in ("success", "failed"):
             continue
         points.append({"run_id": r["run_id"], "started_at": r["started_at"], "status": r["status"],

@@ -89,7 +89,7 @@ def test_a_tripped_blast_radius_gate_asks_and_the_approval_lets_the_export_go_on
     body = summary["approval_body"]
     assert "**people_deletes [contoso]**" in body and "12 profiles would be marked for deletion" in body
     assert "`CN=Person 11,OU=Users,DC=contoso,DC=com`" in body  # samples name the people
-    request = ctx.history.get(ctx.run_id)["approval"]
+    request = ctx.history.get(ctx.run_key)["approval"]
     assert request["status"] == "waiting"
     asked = datetime.fromisoformat(request["requested_at"])
     assert datetime.fromisoformat(request["timeout_at"]) - asked == timedelta(minutes=90)
@@ -101,10 +101,10 @@ def test_a_tripped_blast_radius_gate_asks_and_the_approval_lets_the_export_go_on
     assert waiting["run_id"] == ctx.run_id and waiting["holds_lease"] is True
     skipped = skip_while_waiting(other)
     assert skipped["skipped"] is True and ctx.run_id in skipped["reason"]
-    doc = other.history.get(other.run_id)
+    doc = other.history.get(other.run_key)
     assert doc["status"] == "skipped" and "waiting for an administrator's approval" in doc["skipped_reason"]
     assert "people_deletes[contoso]" in doc["skipped_reason"]
-    assert other.lease.holder()["owner"] == ctx.run_id  # the waiting run keeps the state store
+    assert other.lease.holder()["owner"] == ctx.run_key  # the waiting run keeps the state store
 
     try:
         result = approve_export(ctx, decision=ApprovalDecision("approved", by="alice", at="2026-12-06T10:00:00+00:00",
@@ -115,7 +115,7 @@ def test_a_tripped_blast_radius_gate_asks_and_the_approval_lets_the_export_go_on
     assert result["approved_by"] == "alice" and sorted(result["checks"]) == ["people_deletes[contoso]",
                                                                      "source_shrink[contoso]"]
     assert marked(h) == {f"p{i}@contoso.com" for i in range(11, 23)}
-    doc = ctx.history.get(ctx.run_id)
+    doc = ctx.history.get(ctx.run_key)
     assert doc["status"] == "success"
     assert {k: doc["approval"][k] for k in ("status", "by", "at", "comment")} == {
         "status": "approved", "by": "alice", "at": "2026-12-06T10:00:00+00:00", "comment": "contractors left (CHG-7)"}
@@ -144,7 +144,7 @@ def test_a_rejected_or_timed_out_approval_writes_nothing(synced, decision, says)
     finally:
         steps.release_run(ctx)
     assert snapshot(h, ctx) == before  # profile store and committed state as they were
-    doc = ctx.history.get(ctx.run_id)
+    doc = ctx.history.get(ctx.run_key)
     assert doc["status"] == "failed"
     assert doc["approval"]["status"] == decision.decision and doc["approval"]["by"] == decision.by
     step = next(s for s in doc["steps"] if s["step"] == "approve_export")
@@ -159,15 +159,20 @@ def test_an_approval_after_another_run_committed_state_is_refused(synced):
     ctx = h.context()
     before = snapshot(h, ctx)
     assert until_gate(ctx)["approval_needed"] is True
-    ctx.lease.release(ctx.run_id)  # as if the lease had expired
-    ctx.store.promote(h.context().store.open_run("intruder").run_id)  # another run committed meanwhile
+    ctx.lease.release(ctx.run_key)  # as if the lease had expired
+    intruder = h.context()  # another run committed meanwhile
+    assert intruder.lease.try_acquire(intruder.run_key).acquired
+    intruder.store.open_run(intruder.run_key, owner=intruder.run_key).commit_step(base_version=before[1]["version"])
+    intruder.store.promote(intruder.run_key, intruder.run_key)
+    intruder.lease.release(intruder.run_key)
+    assert ctx.lease.try_acquire(ctx.run_key).acquired
     try:
         with pytest.raises(GateNotApprovedError, match="stale"):
             approve_export(ctx, decision=ApprovalDecision("approved", by="alice"))
     finally:
         steps.release_run(ctx)
     assert snapshot(h, ctx)[0] == before[0]
-    assert ctx.history.get(ctx.run_id)["approval"]["error"] == "the committed state changed while the run waited"
+    assert ctx.history.get(ctx.run_key)["approval"]["error"] == "the committed state changed while the run waited"
 
 
 @pytest.mark.parametrize("case", ["dry_run", "approval_disabled", "structural"])
@@ -188,7 +193,7 @@ def test_no_approval_is_asked_for_a_dry_run_when_disabled_or_for_a_structural_ch
         steps.release_run(ctx)
     if case == "structural":
         assert "source_not_empty" in str(failed.value)
-    assert "approval" not in ctx.history.get(ctx.run_id)
+    assert "approval" not in ctx.history.get(ctx.run_key)
     assert marked(h) == set()
 
 
@@ -210,7 +215,7 @@ def test_a_waiting_run_whose_time_out_long_passed_no_longer_blocks(synced):
     h, _ = synced
     ctx = h.context()
     until_gate(ctx)
-    timeout_at = datetime.fromisoformat(ctx.history.get(ctx.run_id)["approval"]["timeout_at"])
+    timeout_at = datetime.fromisoformat(ctx.history.get(ctx.run_key)["approval"]["timeout_at"])
     ttl = timedelta(seconds=h.context().settings.lease.ttl_seconds)
     other = h.context()
     assert waiting_for_approval(other, now=timeout_at + ttl - timedelta(seconds=1))["run_id"] == ctx.run_id

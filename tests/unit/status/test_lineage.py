@@ -42,8 +42,8 @@ def lineage(h: SyncHarness, upn: str) -> dict:
 
 
 def run_id(h: SyncHarness) -> str:
-    """The id of the harness's last run (call right after ``h.sync``: every ``h.context()`` counts)."""
-    return f"test-run-{h.runs}"
+    """The run key of the harness's last run (call right after ``h.sync``: every ``h.context()`` counts)."""
+    return f"manual/test-run-{h.runs}"
 
 
 @pytest.fixture
