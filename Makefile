@@ -83,7 +83,7 @@ run: $(SAMPLE) $(AIRFLOW_HOME)/.ready
 	@echo "== profile_sync_incremental (log: .local/logs/make-run-incremental.log)"
 	@$(AIRFLOW) dags test profile_sync_incremental > $(LOCAL)/logs/make-run-incremental.log 2>&1 || (tail -40 $(LOCAL)/logs/make-run-incremental.log; exit 1)
 	@echo
-	@$(PY) -m profile_sync.run.report --runs 2
+	@$(PY) -m profile_sync_airflow.report --runs 2
 
 test-servers:
 	bash tests/servers/install.sh
@@ -91,8 +91,10 @@ test-servers:
 test: $(VENV)/.installed test-servers
 	PROFILE_SYNC_REQUIRE_SERVERS=1 $(PY) -m pytest -q tests
 
-bench: $(VENV)/.installed
-	$(PY) -m tests.bench
+# make bench [PEOPLE=100000]: slapd + PostgreSQL (test servers) and LDIF + SQLite; see tests/bench/__main__.py.
+BENCH_PEOPLE ?= $(if $(filter command line,$(origin PEOPLE)),$(PEOPLE),100000)
+bench: $(VENV)/.installed test-servers
+	$(PY) -m tests.bench --people $(BENCH_PEOPLE)
 
 ui: $(SAMPLE) $(AIRFLOW_HOME)/.ready
 	@echo "Airflow UI: http://127.0.0.1:$(UI_PORT)   login: admin   password: printed below by Airflow"

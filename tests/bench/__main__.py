@@ -1,66 +1,322 @@
-"""Benchmarks: ``make bench`` (``python -m tests.bench [--people N]``).
+"""Benchmarks: ``make bench [PEOPLE=100000]`` (``python -m tests.bench --people N``).
 
-Targets are reported as ratios measured in one run against a floor, never as
-absolute timing asserts (the machine is shared and noisy):
+Ratios against a floor measured in the same run, never timing asserts (the machine is shared and noisy).
 
-- full synchronization / floor, where the floor is reading and parsing the
-  directory export once (the least any synchronization must do);
-- incremental synchronization at 1% change / full synchronization;
-- peak memory / size of the directory export;
-- steps 9–12 (business-system augmentation): one HR row per person (plus a
-  second row for a tenth of them, a multi-valued property) in a SQLite HR
-  database, joined to every person; reported against the floor of reading the
-  HR table once, with the memory they added.
+**slapd → PostgreSQL** (the first row; servers started by the project's scripts in ``tests/servers``):
+the sample generator's ``N`` people and ``N/50`` groups are bulk-loaded into a throwaway slapd, a
+throwaway PostgreSQL holds the profile store, and then
 
-Runs the engine in-process (``run/local.py``), without Airflow's per-task overhead.
+* **full**: a first full synchronization;
+* **floor**: ``ldapsearch`` of the same entries (same bases, filter, attributes, page size) +
+  ``psql`` ``\\copy`` of the rows the full sync wrote (see ``floor.py``);
+* **no change**: a second full synchronization of the unchanged directory — checked to write nothing;
+* **incremental**: 1 % of the people changed through LDAP (``directory.py``), then an incremental
+  synchronization — checked to have read a delta and to have changed exactly those people's profiles.
+
+Each synchronization runs in a process of its own (``child.py``): its imports are cold (Great
+Expectations included) and its peak memory (``ru_maxrss`` of the child) is its own. *engine* is the wall
+time of ``run_sync`` (every step, start to finish, the in-process runner); *process* adds the
+interpreter and the imports.
+
+**LDIF → SQLite** (the second row): the same people as an AD-shaped LDIF file into SQLite, full and
+incremental, each in its own process; its floor is parsing the file with python-ldap's ``ldif`` module
+(an independent parser), plus inserting the rows the sync wrote into an empty copy of its tables with
+``sqlite3`` ``executemany``. Steps 9–12 (a business system: one HR row per person, a second for every
+tenth, joined in memory) run in that row's full synchronization unless ``--no-bcs``.
+
+**Airflow overhead** (``airflow_run.py``, skipped with ``--no-airflow``): after the incremental run, a
+throwaway Airflow (scheduler with LocalExecutor, dag-processor, api-server, SQLite metadata DB) runs
+``profile_sync_incremental`` on the same directory and stores, triggered through the REST API: its wall
+time (queued → end) minus the engine's time (its steps in the run history).
+
+The last line printed is one JSON object (``people``, ``floor_s``, ``full_engine_s``, ``full_ratio``,
+``nochange_engine_s``, ``nochange_ratio``, ``incremental_engine_s``, ``airflow_overhead_s``,
+``peak_rss_mb`` …).
 """
 
 from __future__ import annotations
 
 import argparse
-import random
-import resource
+import json
+import os
 import shutil
+import sqlite3
+import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT / "include"), str(ROOT)]
 
-from profile_sync.config import load_settings  # noqa: E402
-from profile_sync.directory.ldif_reader import LdifDirectoryReader  # noqa: E402
-from profile_sync.run.context import RunContext  # noqa: E402
-from profile_sync.run.local import run_sync  # noqa: E402
-from profile_sync.sample import generate, write_ldif  # noqa: E402
+from tests.bench import directory as bench_directory  # noqa: E402
+from tests.bench import floor  # noqa: E402
+
+PAGE_SIZE = 1000
+STEP_ORDER = ["import_directory", "import_profile_store", "synchronize", "validate_export", "export_profile_store",
+              "confirm_profile_store", "synchronize_writeback", "export_directory", "confirm_directory"]
 
 
-def _config(tmp: Path, ldif: Path, **extra: object) -> Path:
-    path = tmp / "profile_sync.yaml"
-    path.write_text(yaml.safe_dump({
-        "state_store": {"url": f"file://{tmp / 'state'}"},
-        "profile_store": {"url": f"sqlite:///{tmp / 'profiles.db'}"},
-        "directories": [{"name": "contoso", "type": "ldif", "path": str(ldif),
-                         "containers": ["DC=contoso,DC=com"],
-                         "excluded_containers": ["OU=Service Accounts,DC=contoso,DC=com"]}],
-        **extra,
-    }))
+class BenchFailed(SystemExit):
+    """A check of the benchmark failed (the run did not do what it claims to measure)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(f"bench check failed: {message}")
+
+
+@dataclass
+class SyncRun:
+    label: str
+    engine_s: float
+    process_s: float
+    cpu_s: float
+    import_s: float
+    peak_rss_mb: float
+    imports_rss_mb: float
+    steps: dict[str, Any]
+    measured: list[dict[str, Any]]
+    """Per step call: cpu_s and peak_rss_mb (see child.py)."""
+
+    def step(self, name: str) -> dict[str, Any]:
+        return next(v for k, v in self.steps.items() if k.split("[")[0] == name)
+
+    def per_step(self) -> dict[str, dict[str, float]]:
+        """Step → wall s, CPU s, peak MB (steps that took under 0.05 s left out)."""
+        out = {}
+        for m in self.measured:
+            key = f"{m['step']}[{m['connection']}]" if m["connection"] else m["step"]
+            summary = self.steps.get(key) or {}
+            wall = summary.get("duration_s") if isinstance(summary, dict) else None
+            if wall is not None and wall >= 0.05:
+                out[key] = {"wall_s": wall, "cpu_s": m["cpu_s"], "peak_rss_mb": m["peak_rss_mb"]}
+        return out
+
+    def durations(self) -> str:
+        return ", ".join(f"{k.split('[')[0]} {v['wall_s']:.2f}/{v['cpu_s']:.2f}/{v['peak_rss_mb']:.0f}"
+                         for k, v in self.per_step().items())
+
+
+def run_child(work: Path, label: str, config: Path, mode: str, connections: dict[str, dict[str, Any]]) -> SyncRun:
+    """One synchronization in a fresh process; its wall time and peak RSS from wait4."""
+    spec = work / f"{label}.spec.json"
+    out = work / f"{label}.out.json"
+    spec.write_text(json.dumps({"config": str(config), "project_root": str(config.parent), "run_id": f"bench-{label}",
+                                "mode": mode, "connections": connections}))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "include"), str(ROOT)])}
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "tests.bench.child", str(spec), str(out)], cwd=ROOT, env=env)
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise BenchFailed(f"the {label} synchronization failed (exit {proc.returncode})")
+    result = json.loads(out.read_text())
+    # The child resets its high-water mark before each step (child.py), which resets ru_maxrss too: the
+    # process's peak is the largest of the steps' peaks (and of what wait4 saw after the last reset).
+    peak = max([usage.ru_maxrss / 1024, result["imports_rss_mb"]] + [m["peak_rss_mb"] for m in result["measured"]])
+    return SyncRun(label, result["engine_s"], wall, usage.ru_utime + usage.ru_stime, result["import_s"],
+                   peak, result["imports_rss_mb"], result["steps"], result["measured"])
+
+
+def _write_config(path: Path, **content: Any) -> Path:
+    path.write_text(yaml.safe_dump(content))
     return path
 
 
+# -- slapd → PostgreSQL ----------------------------------------------------------------------------------
+def bench_ldap(work: Path, people: int, groups: int, share: float, with_airflow: bool) -> dict[str, Any]:
+    from profile_sync.config.loader import load_settings, resolved_directories
+    from profile_sync.directory.ldap import LdapConnectionSettings, LdapDirectoryReader
+    from profile_sync.run.context import ConnectionInfo
+
+    from tests.servers import PostgresServer, SlapdServer
+
+    t0 = time.perf_counter()
+    sample = bench_directory.sample(people, groups)
+    memberships = sum(len(g.member_keys) for g in sample.groups)
+    slapd = SlapdServer(tls=False)
+    pg = PostgresServer()
+    try:
+        bench_directory.load(slapd, sample)
+        slapd.start()
+        pg.start()
+        setup_s = time.perf_counter() - t0
+        ldap_info = {"conn_id": "bench_slapd", "host": slapd.uri, "login": slapd.admin_dn,
+                     "password": slapd.admin_password, "extra": {"page_size": PAGE_SIZE}}
+        config = _write_config(
+            work / "ldap" / "profile_sync.yaml",
+            state_store={"url": f"file://{work / 'ldap' / 'state'}"},
+            profile_store={"conn_id": "bench_profile_store"},
+            directories=[{"name": "openldap", "type": "ldap", "conn_id": "bench_slapd", "preset": "inetorgperson",
+                          "containers": [bench_directory.BASE_DN],
+                          "excluded_containers": [bench_directory.EXCLUDED]}])
+        connections = {"bench_slapd": ldap_info, "bench_profile_store": {"conn_id": "bench_profile_store",
+                                                                         "uri": pg.url}}
+
+        full = run_child(work, "ldap-full", config, "full", connections)
+        imported = full.step("import_directory")
+
+        # The floor: the same read with ldapsearch, the same rows with psql \copy.
+        d = resolved_directories(load_settings(config))[0]
+        reader = LdapDirectoryReader(d, LdapConnectionSettings.from_connection_info(
+            d.name, ConnectionInfo(**ldap_info)))
+        request = reader.request_attributes(frozenset(d.attributes) | {"objectclass"}, "openldap")
+        read = floor.ldapsearch(slapd.uri, slapd.admin_dn, slapd.admin_password, reader.base_dns,
+                                reader.object_filter, request, PAGE_SIZE, work / "floor.ldif")
+        copy = floor.psql_copy(pg, work)
+        if read.count < imported["objects"]:
+            raise BenchFailed(f"ldapsearch read {read.count} entries, the sync imported {imported['objects']}")
+
+        nochange = run_child(work, "ldap-nochange", config, "full", connections)
+        export = nochange.step("export_profile_store")
+        written = {k: export.get(k, 0) for k in ("adds", "updates", "deletes", "group_adds", "group_updates",
+                                                 "group_deletes", "membership_adds", "membership_removes")}
+        if any(written.values()):
+            raise BenchFailed(f"the no-change full sync wrote something: {written}")
+
+        changes = bench_directory.change(slapd.uri, slapd.admin_dn, slapd.admin_password, sample, share)
+        before = _pg_now(pg)
+        incremental = run_child(work, "ldap-incremental", config, "incremental", connections)
+        _check_incremental(incremental, changes, _changed_accounts(pg, before))
+        airflow = None
+        if with_airflow:
+            from tests.bench import airflow_run
+
+            airflow = airflow_run.measure(config, connections, "profile_sync_incremental", {})
+    finally:
+        slapd.close()
+        pg.close()
+    floor_s = read.seconds + copy.seconds
+    return {"setup_s": setup_s, "people": people, "groups": groups, "memberships": memberships,
+            "entries": read.count, "rows": copy.count, "read": read, "copy": copy, "floor_s": floor_s,
+            "full": full, "nochange": nochange, "incremental": incremental, "changes": changes, "airflow": airflow}
+
+
+def _pg_now(pg) -> str:  # noqa: ANN001
+    return pg.psql("select now()::text", database=pg.database).strip()
+
+
+def _changed_accounts(pg, since: str) -> set[str]:  # noqa: ANN001
+    """Account names (lower-case mail) of the profiles created, updated or marked since ``since``."""
+    out = pg.psql("select lower(work_email) from user_profiles where "
+                  f"created_at >= '{since}' or updated_at >= '{since}' or marked_for_deletion_at >= '{since}'",
+                  database=pg.database)
+    return {line.strip() for line in out.splitlines() if line.strip()}
+
+
+def _check_incremental(run: SyncRun, changes: "bench_directory.Changes", changed: set[str]) -> None:
+    imported = run.step("import_directory")
+    if not imported.get("delta_read"):
+        raise BenchFailed(f"the incremental run did not read a delta: {imported.get('full_import_reason')}")
+    want = len(changes.modified) + len(changes.added)
+    if imported.get("delta_entries") != want or imported.get("delta_deletes") != len(changes.deleted):
+        raise BenchFailed(f"the delta read {imported.get('delta_entries')} entries and "
+                          f"{imported.get('delta_deletes')} deletes; expected {want} and {len(changes.deleted)}")
+    export = run.step("export_profile_store")
+    got = (export["updates"], export["adds"], export["deletes"])
+    if got != (len(changes.modified), len(changes.added), len(changes.deleted)):
+        raise BenchFailed(f"the incremental export wrote {got} (updates, adds, deletes); expected "
+                          f"{changes.describe()}")
+    if changed != changes.all:
+        raise BenchFailed(f"profiles changed by the incremental run differ from the changed people: "
+                          f"{len(changed - changes.all)} unexpected, {len(changes.all - changed)} missing")
+
+
+# -- LDIF → SQLite ---------------------------------------------------------------------------------------
 HR_CUSTOM = {"employee_id": {"max_length": 16}, "hire_date": {"type": "date"}, "cost_centre": {"max_length": 8},
              "certifications": {"multi_valued": True, "max_length": 32}}
 
 
-def _hr_database(tmp: Path, directory) -> tuple[str, int]:  # noqa: ANN001
+def bench_ldif(work: Path, people: int, groups: int, share: float, bcs: bool) -> dict[str, Any]:
+    import random
+
+    from profile_sync.sample import write_ldif
+
+    folder = work / "ldif"
+    folder.mkdir()
+    sample = bench_directory.sample(people, groups)
+    ldif = folder / "directory.ldif"
+    write_ldif(sample, ldif)
+    extra: dict[str, Any] = {}
+    if bcs:
+        url, hr_rows = _hr_database(folder, sample)
+        extra = {"custom_properties": HR_CUSTOM, "business_systems": [{
+            "name": "hr", "type": "sql", "url": url, "table": "employees",
+            "join": {"profile_property": "user_principal_name", "source_column": "login",
+                     "normalize": ["strip", "lower", "domain_user", "upn_local_part"]},
+            "mappings": {"employee_id": "employee_number", "hire_date": "hired", "cost_centre": "cost_center",
+                         "certifications": "certification"}}]}
+    config = _write_config(
+        folder / "profile_sync.yaml", state_store={"url": f"file://{folder / 'state'}"},
+        profile_store={"url": f"sqlite:///{folder / 'profiles.db'}"},
+        directories=[{"name": "contoso", "type": "ldif", "path": str(ldif), "containers": ["DC=contoso,DC=com"],
+                      "excluded_containers": ["OU=Service Accounts,DC=contoso,DC=com"]}], **extra)
+    t0 = time.perf_counter()
+    with ldif.open("rb") as f:
+        records = _parse_ldif(f)
+    parse_s = time.perf_counter() - t0
+    full = run_child(work, "ldif-full", config, "full", {})
+    insert = _sqlite_insert_floor(folder / "profiles.db", folder / "floor.db")
+    nochange = run_child(work, "ldif-nochange", config, "full", {})
+    rnd = random.Random(1)
+    changed = rnd.sample(range(len(sample.people)), max(1, int(len(sample.people) * share)))
+    for i in changed:
+        sample.people[i].title = f"Changed {i}"
+    write_ldif(sample, ldif)
+    incremental = run_child(work, "ldif-incremental", config, "incremental", {})
+    out = {"records": records, "parse_s": parse_s, "insert": insert, "floor_s": parse_s + insert.seconds,
+           "full": full, "nochange": nochange, "incremental": incremental, "changed": len(changed)}
+    if bcs:
+        out["hr_rows"] = hr_rows
+    return out
+
+
+def _parse_ldif(f) -> int:  # noqa: ANN001
+    import ldif as python_ldap_ldif
+
+    class Count(python_ldap_ldif.LDIFParser):
+        records = 0
+
+        def handle(self, dn, entry) -> None:  # noqa: ANN001
+            self.records += 1
+
+    parser = Count(f)
+    parser.parse()
+    return parser.records
+
+
+def _sqlite_insert_floor(source: Path, target: Path) -> floor.Timed:
+    """Insert the rows the sync wrote into empty copies of its tables (sqlite3 executemany, one transaction)."""
+    src = sqlite3.connect(source)
+    tables = {t: (src.execute(f"select sql from sqlite_master where type='table' and name='{t}'").fetchone()[0],
+                  src.execute(f"select * from {t}").fetchall()) for t in floor.PROFILE_TABLES}
+    src.close()
+    target.unlink(missing_ok=True)
+    dst = sqlite3.connect(target)
+    t0 = time.perf_counter()
+    rows = 0
+    with dst:
+        for ddl, data in tables.values():
+            dst.execute(ddl)
+            if data:
+                dst.executemany(f"insert into {ddl.split()[2]} values ({','.join('?' * len(data[0]))})", data)
+            rows += len(data)
+    seconds = time.perf_counter() - t0
+    dst.close()
+    return floor.Timed(seconds, rows)
+
+
+def _hr_database(folder: Path, sample) -> tuple[str, int]:  # noqa: ANN001
     """An HR table keyed by ``DOMAIN\\sAMAccountName``: one row per person, a second for every tenth."""
     import pandas as pd
     from sqlalchemy import create_engine
 
-    logins = [f"CONTOSO\\{p.sam_account_name}" for p in directory.people]
+    logins = [f"CONTOSO\\{p.sam_account_name}" for p in sample.people]
     n = len(logins)
     rows = pd.DataFrame({
         "login": logins,
@@ -71,100 +327,124 @@ def _hr_database(tmp: Path, directory) -> tuple[str, int]:  # noqa: ANN001
     })
     extra = rows.iloc[::10].assign(certification=lambda f: "Second " + f["certification"])
     rows = pd.concat([rows, extra], ignore_index=True)
-    url = f"sqlite:///{tmp / 'hr.db'}"
+    url = f"sqlite:///{folder / 'hr.db'}"
     engine = create_engine(url)
     rows.to_sql("employees", engine, index=False, chunksize=50_000)
     engine.dispose()
     return url, len(rows)
 
 
-def _bcs_bench(tmp: Path, ldif: Path, directory) -> None:  # noqa: ANN001
-    from sqlalchemy import create_engine, text
-
-    url, rows = _hr_database(tmp, directory)
-    t0 = time.perf_counter()
-    engine = create_engine(url)
-    with engine.connect() as conn:
-        read = len(conn.execute(text("SELECT * FROM employees")).fetchall())
-    engine.dispose()
-    floor = time.perf_counter() - t0
-    config = _config(tmp, ldif, custom_properties=HR_CUSTOM, business_systems=[{
-        "name": "hr", "type": "sql", "url": url, "table": "employees",
-        "join": {"profile_property": "user_principal_name", "source_column": "login",
-                 "normalize": ["strip", "lower", "domain_user", "upn_local_part"]},
-        "mappings": {"employee_id": "employee_number", "hire_date": "hired", "cost_centre": "cost_center",
-                     "certifications": "certification"}}])
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    _, out = _sync(config, "bench-bcs", "full")
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    bcs = {k: v for k, v in out.items() if k.endswith("[hr]")}
-    seconds = sum(v.get("duration_s", 0) for v in bcs.values())
-    print(f"  steps 9-12, {rows:,} HR rows ({read:,} read in the floor) joined to the people, first run:")
-    print(f"      {seconds:8.1f} s   ratio to floor (one SELECT of the HR table, {floor:.1f} s) {seconds / floor:5.1f}")
-    print("      " + ", ".join(f"{k.split('[')[0]} {v.get('duration_s', 0):.1f}s" for k, v in bcs.items()))
-    export = out.get("export_bcs[hr]", {})
-    print(f"      exported: {', '.join(f'{k} {v:,}' for k, v in export.items() if isinstance(v, int))}")
-    print(f"      peak memory of the process after steps 9-12 {after:,.0f} MB (before {before:,.0f} MB)")
+# -- report ----------------------------------------------------------------------------------------------
+def _row(label: str, run: SyncRun | None, floor_s: float, note: str = "", cpu: float | None = None) -> str:
+    if run is None:
+        return f"  {label:<46}{'':>9}{'':>9}{cpu if cpu is not None else 0:>9.2f}{'':>9}{floor_s:>9.2f}"
+    return (f"  {label:<46}{run.engine_s:>9.2f}{run.process_s:>9.2f}{run.cpu_s:>9.2f}{run.peak_rss_mb:>9.0f}"
+            f"{floor_s:>9.2f}{run.engine_s / floor_s:>7.1f}x  {note}")
 
 
-def _sync(config: Path, run_id: str, mode: str) -> tuple[float, dict]:
-    ctx = RunContext(run_id=run_id, settings=load_settings(config), project_root=config.parent, requested_mode=mode)
-    t0 = time.perf_counter()
-    out = run_sync(ctx)
-    return time.perf_counter() - t0, out
+STEPS_NOTE = "      per step: wall s / CPU s / peak MB of the process during the step"
 
 
-def _steps(out: dict) -> str:
-    return ", ".join(f"{k.split('[')[0]} {v.get('duration_s', 0):.1f}s" for k, v in out.items()
-                     if isinstance(v, dict) and v.get("duration_s", 0) >= 0.05)
+def report(ldap: dict[str, Any] | None, ldif: dict[str, Any] | None, people: int) -> dict[str, Any]:
+    header = (f"  {'':<46}{'engine s':>9}{'proc s':>9}{'CPU s':>9}{'peak MB':>9}{'floor s':>9}{'ratio':>8}"
+              "   (engine: run_sync wall; proc: the process, imports included; CPU: the process's)")
+    load = os.getloadavg()[0]
+    print(f"\nProfile Sync benchmark: {people:,} people — {os.cpu_count()} CPUs, load {load:.1f} at the end")
+    summary: dict[str, Any] = {"people": people}
+    if ldap is not None:
+        read, copy = ldap["read"], ldap["copy"]
+        full, nochange, inc = ldap["full"], ldap["nochange"], ldap["incremental"]
+        print(f"slapd → PostgreSQL: {ldap['people']:,} people, {ldap['groups']:,} groups, {ldap['memberships']:,} "
+              f"memberships ({read.count:,} entries read, {copy.count:,} rows written)")
+        print(header)
+        print(_row(f"floor: ldapsearch, {read.count:,} entries", None, read.seconds, cpu=read.cpu_s))
+        print(_row(f"floor: psql \\copy, {copy.count:,} rows", None, copy.seconds, cpu=copy.cpu_s))
+        print(STEPS_NOTE)
+        print(_row("full sync (first)", full, ldap["floor_s"], "vs ldapsearch + copy"))
+        print(f"      {full.durations()}")
+        print(_row("full sync, nothing changed (writes nothing)", nochange, read.seconds, "vs ldapsearch"))
+        print(f"      {nochange.durations()}")
+        print(_row(f"incremental: {ldap['changes'].describe()}", inc, full.engine_s, "vs the full sync"))
+        print(f"      {inc.durations()}")
+        print(f"      delta read: {inc.step('import_directory').get('delta_entries')} entries, "
+              f"{inc.step('import_directory').get('delta_deletes')} deletes, "
+              f"{inc.step('import_directory').get('delta_rereads')} re-read; exported exactly the changed people")
+        airflow = ldap["airflow"]
+        if airflow is not None:
+            print(f"  scheduled by Airflow (LocalExecutor, {airflow['tasks']} tasks): {airflow['dag_id']} "
+                  f"{airflow['wall_s']:.2f} s queued → end, engine {airflow['engine_s']:.2f} s: overhead "
+                  f"{airflow['overhead_s']:.2f} s ({airflow['task_overhead_s']:.2f} s inside the tasks — process "
+                  f"start-up, imports, task runner — and {airflow['between_tasks_s']:.2f} s between them)")
+        peak = max(full.peak_rss_mb, nochange.peak_rss_mb, inc.peak_rss_mb)
+        summary.update({
+            "groups": ldap["groups"], "memberships": ldap["memberships"], "entries": read.count, "rows": copy.count,
+            "ldapsearch_s": round(read.seconds, 3), "copy_s": round(copy.seconds, 3),
+            "floor_s": round(ldap["floor_s"], 3),
+            "full_engine_s": round(full.engine_s, 3), "full_ratio": round(full.engine_s / ldap["floor_s"], 2),
+            "full_process_s": round(full.process_s, 3),
+            "nochange_engine_s": round(nochange.engine_s, 3),
+            "nochange_ratio": round(nochange.engine_s / read.seconds, 2),
+            "incremental_engine_s": round(inc.engine_s, 3),
+            "incremental_ratio_to_full": round(inc.engine_s / full.engine_s, 3),
+            "airflow_overhead_s": airflow["overhead_s"] if airflow else None,
+            "airflow": airflow or {"note": "not measured (--no-airflow)"},
+            "peak_rss_mb": round(peak),
+            "peak_rss_mb_by_run": {r.label: round(r.peak_rss_mb) for r in (full, nochange, inc)},
+            "imports_rss_mb": round(full.imports_rss_mb),
+            "cpu_s": {r.label: round(r.cpu_s, 2) for r in (full, nochange, inc)},
+            "steps": {r.label: r.per_step() for r in (full, nochange, inc)},
+        })
+    if ldif is not None:
+        full, nochange, inc = ldif["full"], ldif["nochange"], ldif["incremental"]
+        print(f"LDIF → SQLite: {ldif['records']:,} LDIF records; floor: python-ldap's ldif parser "
+              f"{ldif['parse_s']:.2f} s + sqlite3 executemany of {ldif['insert'].count:,} rows "
+              f"{ldif['insert'].seconds:.2f} s")
+        print(header)
+        main_steps = {k: v for k, v in full.steps.items() if not k.endswith("[hr]")}
+        engine_18 = sum(v["duration_s"] for v in main_steps.values() if isinstance(v, dict) and "duration_s" in v)
+        print(_row("full sync (first)", full, ldif["floor_s"], f"steps 1-8: {engine_18:.2f} s"))
+        print(f"      {full.durations()}")
+        print(_row("full sync, nothing changed", nochange, ldif["parse_s"], "vs the parse"))
+        print(_row(f"incremental: {ldif['changed']:,} titles changed", inc, full.engine_s, "vs the full sync"))
+        print(f"      {inc.durations()}")
+        summary["ldif"] = {"floor_s": round(ldif["floor_s"], 3), "full_engine_s": round(full.engine_s, 3),
+                           "nochange_engine_s": round(nochange.engine_s, 3),
+                           "incremental_engine_s": round(inc.engine_s, 3),
+                           "peak_rss_mb": round(max(full.peak_rss_mb, nochange.peak_rss_mb, inc.peak_rss_mb))}
+        if "hr_rows" in ldif:
+            bcs = {k: v for k, v in full.steps.items() if k.endswith("[hr]")}
+            seconds = sum(v["duration_s"] for v in bcs.values())
+            names = ", ".join(f"{k.split('[')[0]} {v['duration_s']:.2f}" for k, v in bcs.items())
+            print(f"  steps 9-12, {ldif['hr_rows']:,} HR rows joined to the people: {seconds:.2f} s ({names})")
+            summary["ldif"]["bcs_s"] = round(seconds, 3)
+    print(json.dumps(summary))
+    return summary
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--people", type=int, default=100_000)
-    parser.add_argument("--groups", type=int, default=1_000)
+    parser.add_argument("--groups", type=int, default=None, help="default: people / 50")
     parser.add_argument("--change", type=float, default=0.01, help="share of people changed for the incremental run")
+    parser.add_argument("--only", choices=["ldap", "ldif"], help="run one row only")
+    parser.add_argument("--no-bcs", action="store_true", help="skip steps 9-12 in the LDIF row")
+    parser.add_argument("--no-airflow", action="store_true", help="skip the run started by a real Airflow scheduler")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
-    parser.add_argument("--no-bcs", action="store_true", help="skip the business-system benchmark (steps 9-12)")
     args = parser.parse_args(argv)
-
-    tmp = Path(tempfile.mkdtemp(prefix="profile-sync-bench-"))
+    groups = args.groups if args.groups is not None else max(1, args.people // 50)
+    work = Path(tempfile.mkdtemp(prefix="profile-sync-bench-"))
     try:
-        directory = generate(people=args.people, groups=args.groups, seed=42)
-        ldif = tmp / "directory.ldif"
-        write_ldif(directory, ldif)
-        config = _config(tmp, ldif)
-        size_mb = ldif.stat().st_size / 2**20
-
-        t0 = time.perf_counter()
-        entries = sum(1 for _ in LdifDirectoryReader("contoso", ldif).read_full())
-        floor = time.perf_counter() - t0
-
-        full, full_out = _sync(config, "bench-full", "full")
-        rnd = random.Random(1)
-        changed = rnd.sample(range(len(directory.people)), max(1, int(len(directory.people) * args.change)))
-        for i in changed:
-            directory.people[i].title = f"Changed {i}"
-        write_ldif(directory, ldif)
-        inc, inc_out = _sync(config, "bench-incremental", "incremental")
-        rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-        print(f"Profile Sync benchmark: {args.people:,} people, {args.groups:,} groups, {entries:,} LDIF records "
-              f"({size_mb:.0f} MB)")
-        print(f"  floor (read + parse the export once)   {floor:8.1f} s")
-        print(f"  full synchronization                   {full:8.1f} s   ratio to floor {full / floor:5.1f}")
-        print(f"      {_steps(full_out)}")
-        print(f"  incremental, {len(changed):,} people changed ({args.change:.0%}) {inc:8.1f} s   "
-              f"ratio to full {inc / full:5.2f}")
-        print(f"      {_steps(inc_out)}")
-        print(f"  peak memory                            {rss_mb:8.0f} MB  ratio to export size {rss_mb / size_mb:5.1f}")
-        updates = inc_out["export_profile_store"]["updates"]
-        print(f"  incremental exported {updates:,} updates (expected {len(changed):,} minus people out of scope)")
-        if not args.no_bcs:
-            _bcs_bench(tmp, ldif, directory)
+        (work / "ldap").mkdir()
+        ldap = (bench_ldap(work, args.people, groups, args.change, not args.no_airflow)
+                if args.only in (None, "ldap") else None)
+        ldif = (bench_ldif(work, args.people, groups, args.change, not args.no_bcs)
+                if args.only in (None, "ldif") else None)
+        report(ldap, ldif, args.people)
     finally:
-        if not args.keep:
-            shutil.rmtree(tmp, ignore_errors=True)
+        if args.keep:
+            print(f"kept {work}", file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
     return 0
 
 

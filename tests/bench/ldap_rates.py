@@ -6,10 +6,11 @@ For each server (slapd; Samba AD DC, which needs root): bring-up times (the sess
 then full reads of ``people`` users + their groups (the default seeds: a manager chain, an
 "everyone"/"All People" group holding every user, so ranged retrieval is exercised on AD), measured as:
 
-* ``reader``: ``LdapDirectoryReader.read_full`` (ldap3, paged, ranged ``member`` on AD) → Entries
+* ``reader``: ``LdapDirectoryReader.read_full`` (python-ldap, paged, ranged ``member`` on AD) → Entries
 * ``reader+cs``: the same, then ``build_connector_space`` (what import_directory does)
-* ``ldap3 raw``: ldap3's own paged search, raw attributes, no Entries
+* ``ldap3 raw``: ldap3's own paged search, raw attributes, no Entries (the reader before python-ldap)
 * ``python-ldap``: python-ldap (libldap, C BER decoding) paged search, same attributes
+* ``ldapsearch``: the OpenLDAP command-line client, same bases, filter, attributes and page size
 
 Rates are entries per second of wall time on this machine; nothing asserts on them.
 """
@@ -97,6 +98,13 @@ def measure(name: str, info, directory_conn, uri: str, who: str, password: str, 
         pl, pl_s = pl + c, pl_s + s
     out.update({"ldap3_raw_per_s": round(raw / raw_s), "python_ldap_per_s": round(pl / pl_s),
                 "ldap3_raw_entries": raw, "python_ldap_entries": pl})
+    from tests.bench.floor import ldapsearch
+
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        got = ldapsearch(uri, who, password, r.base_dns, r.object_filter, request, page, Path(tmp) / "out.ldif")
+    out.update({"ldapsearch_per_s": round(got.count / got.seconds), "ldapsearch_entries": got.count})
     return out
 
 

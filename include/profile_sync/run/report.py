@@ -1,7 +1,10 @@
 """What happened and where to look: the summary ``make run`` prints.
 
 ``python -m profile_sync.run.report [--runs N]`` reads the run history (coordination
-tables of the profile-store database) and the totals from the profile store.
+tables of the profile-store database) and the totals from the profile store. A profile store given
+as an Airflow Connection (``profile_store.conn_id``) is found in ``AIRFLOW_CONN_<CONN_ID>`` (no
+Airflow imported); ``python -m profile_sync_airflow.report`` (the plugin's wrapper, what ``make run``
+calls) also finds it in Airflow's metadata database and secrets backends.
 """
 
 from __future__ import annotations
@@ -12,10 +15,13 @@ from typing import Any
 
 from profile_sync.config.loader import PROJECT_ROOT, config_path, load_settings
 from profile_sync.config.urls import mask_url
+from profile_sync.errors import ProfileSyncError
 from profile_sync.profile_store.schema import property_specs
 from profile_sync.profile_store.store import ProfileStore, make_engine
 from profile_sync.run import plan
-from profile_sync.run.context import RunContext
+from profile_sync.run.connections import environment_connection
+from profile_sync.run.context import ConnectionResolver, RunContext
+from profile_sync.state.location import FilesystemFactory
 
 STEP_ORDER = [s.name for s in (*plan.DIRECTORY_STEPS, *plan.BUSINESS_SYSTEM_STEPS, plan.FINISH)]
 """The order steps are printed in: the run's (run/plan.py)."""
@@ -54,27 +60,29 @@ def format_run(doc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _resolver() -> dict[str, Any]:
-    """Airflow's Connection lookup when Airflow is installed (a ``profile_store.conn_id``), else none."""
-    try:
-        from profile_sync_airflow.hooks import resolve_connection
-    except ImportError:
-        return {}
-    return {"resolve_connection": resolve_connection}
+def main(argv: list[str] | None = None, resolve_connection: ConnectionResolver = environment_connection,
+         resolve_filesystem: FilesystemFactory | None = None) -> int:
+    """Print the report; 0 when every run shown succeeded, 2 when the profile store cannot be read.
 
-
-def main(argv: list[str] | None = None) -> int:
+    ``resolve_connection`` finds the profile store's Connection (default: the ``AIRFLOW_CONN_*``
+    environment); ``resolve_filesystem`` an object-store state store's (the plugin's wrapper passes
+    Airflow's)."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=2, help="how many of the newest runs to show")
     args = parser.parse_args(argv)
     settings = load_settings()
-    ctx = RunContext(run_id="report", settings=settings, **_resolver())
-    runs = ctx.history.runs(args.runs)
+    ctx = RunContext(run_id="report", settings=settings, resolve_connection=resolve_connection,
+                     resolve_filesystem=resolve_filesystem)
+    try:  # the run history lives in the profile-store database too
+        url = ctx.profile_store_url()
+        runs = ctx.history.runs(args.runs)
+        totals = ProfileStore(make_engine(url), property_specs(settings)).counts()
+    except ProfileSyncError as exc:
+        print(f"Profile store: cannot be read: {exc}", file=sys.stderr)
+        return 2
     for doc in reversed(runs):
         print(format_run(doc))
         print()
-    url = ctx.profile_store_url()
-    totals = ProfileStore(make_engine(url), property_specs(settings)).counts()
     print("Profile store now:")
     print(f"  people (active):      {totals['people']}")
     print(f"  marked for deletion:  {totals['marked_for_deletion']}")

@@ -28,10 +28,15 @@ from __future__ import annotations
 import hashlib
 import uuid
 from dataclasses import dataclass
-from typing import Iterable
+from itertools import repeat
+from typing import Iterable, Sequence
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
+from profile_sync._gc import paused_gc
 from profile_sync.config.presets import ResolvedDirectory
 from profile_sync.directory.dn import normalize_dns
 from profile_sync.directory.entries import Entry
@@ -70,11 +75,19 @@ def format_anchor(attribute: str, value: bytes) -> str:
 
 
 def build_connector_space(entries: Iterable[Entry], directory: ResolvedDirectory) -> ImportedSpace:
-    """Decode ``entries`` into a connector space frame (scope is applied by ``scope.py``)."""
+    """Decode ``entries`` into a connector space frame (scope is applied by ``scope.py``).
+
+    One light pass over the entries gathers each object's raw values (object type, anchor, row hash);
+    decoding is then done per column by pyarrow (UTF-8 validated in C), not per value in Python. The
+    cyclic garbage collector is paused meanwhile, reading included when ``entries`` is a reader's
+    generator (see ``profile_sync._gc``).
+    """
+    with paused_gc():
+        return _build(entries, directory)
+
+
+def _build(entries: Iterable[Entry], directory: ResolvedDirectory) -> ImportedSpace:
     attrs = directory.attributes
-    multi = directory.multi_valued_attributes | set(directory.member_attributes)
-    # Per attribute: (name, is binary, is multi-valued), resolved once.
-    kinds = [(a, a in directory.binary_attributes, a in multi) for a in attrs]
     anchor_attr = directory.anchor
     person_classes = directory.person_object_classes
     group_classes = directory.group_object_classes
@@ -85,12 +98,28 @@ def build_connector_space(entries: Iterable[Entry], directory: ResolvedDirectory
     dns: list[str] = []
     positions: list[int] = []
     types: list[str] = []
-    hashes: list[int] = []
-    columns: list[list[object]] = [[] for _ in attrs]
+    digests: list[bytes] = []
+    rows: list[list[list[bytes] | tuple[()]]] = []  # raw values of the objects not decoded yet (a chunk at most)
     held: list[tuple[str | None, str, int, str]] = []
     ignored = 0
     blake = hashlib.blake2b
     empty: tuple[bytes, ...] = ()
+    no_value = repeat(empty)
+    value_sep, attr_sep = b"\x1f", b"\x1e"
+    join_values = value_sep.join
+    multi = directory.multi_valued_attributes | set(directory.member_attributes)
+    columns = [_ColumnDecoder(a, a in directory.binary_attributes, a in multi) for a in attrs]
+    decoded_rows = 0
+
+    def decode_chunk() -> None:
+        # Raw values are decoded (into compact Arrow arrays) and released a chunk at a time, so the raw and
+        # the decoded values of the whole directory are never in memory together.
+        nonlocal decoded_rows
+        if rows:
+            for column, raw in zip(columns, zip(*rows)):
+                column.add(raw, decoded_rows)
+            decoded_rows += len(rows)
+            rows.clear()
 
     for entry in entries:
         values = entry.attributes
@@ -121,40 +150,43 @@ def build_connector_space(entries: Iterable[Entry], directory: ResolvedDirectory
             except ValueError as exc:  # UnicodeDecodeError included
                 held.append((None, entry.dn, entry.position, f"invalid anchor: {exc}"))
                 continue
-        # The anchor is known from here on: a held object keeps its last good state (sync/quarantine.py).
-        try:
-            decoded = []
-            for a, is_binary, is_multi in kinds:
-                vals = values.get(a)
-                if not vals:
-                    decoded.append(None)
-                elif is_binary:
-                    decoded.append(list(vals) if is_multi else vals[0])
-                elif is_multi:
-                    decoded.append([v.decode("utf-8") for v in vals])
-                else:
-                    decoded.append(vals[0].decode("utf-8"))
-        except UnicodeDecodeError as exc:
-            held.append((anchor, entry.dn, entry.position, f"undecodable value (not UTF-8) in {a!r}: {exc.reason}"))
-            continue
+        row = list(map(values.get, attrs, no_value))
         anchors.append(anchor)
         dns.append(entry.dn)
         positions.append(entry.position)
         types.append(object_type)
-        for column, value in zip(columns, decoded):
-            column.append(value)
+        rows.append(row)
         # Row hash over the DN and every raw value read: equal hash ⇒ unchanged object.
-        digest = blake(entry.dn.encode("utf-8"), digest_size=8)
-        for a, _, _ in kinds:
-            digest.update(b"\x1f".join(values.get(a, empty)))
-            digest.update(b"\x1e")
-        hashes.append(int.from_bytes(digest.digest(), "little"))
+        digests.append(blake(entry.dn.encode("utf-8") + attr_sep.join(map(join_values, row)) + attr_sep,
+                             digest_size=8).digest())
+        if len(rows) >= DECODE_CHUNK:
+            decode_chunk()
+    decode_chunk()
 
-    rows: dict[str, object] = {"anchor": anchors, "dn": dns, "position": positions, "object_type": types}
-    rows.update({attr_column(a): column for a, column in zip(attrs, columns)})
-    frame = pd.DataFrame({k: pd.Series(v, dtype="object") for k, v in rows.items()})
-    frame["position"] = frame["position"].astype("int64")
-    frame["row_hash"] = pd.Series(hashes, dtype="uint64")
+    # An object with an undecodable value is held (the first such attribute, in attribute order, named).
+    decoded: dict[str, object] = {}
+    bad: dict[int, str] = {}
+    for a, column in zip(attrs, columns):
+        decoded[attr_column(a)] = column.result()
+        for i, reason in column.failures.items():
+            bad.setdefault(i, f"undecodable value (not UTF-8) in {a!r}: {reason}")
+
+    n = len(anchors)
+    frame = pd.DataFrame({
+        "anchor": pd.Series(anchors, dtype="object"),
+        "dn": pd.Series(dns, dtype="object"),
+        "position": pd.Series(positions, dtype="int64"),
+        "object_type": pd.Series(types, dtype="object"),
+        **{k: pd.Series(v, dtype="object") for k, v in decoded.items()},
+        "row_hash": pd.Series(np.frombuffer(b"".join(digests), dtype="<u8", count=n).astype("uint64"))
+                    if n else pd.Series([], dtype="uint64"),
+    })
+    if bad:
+        undecodable = np.zeros(n, dtype=bool)
+        undecodable[list(bad)] = True
+        for i in sorted(bad):
+            held.append((anchors[i], dns[i], positions[i], bad[i]))
+        frame = frame.loc[~undecodable].reset_index(drop=True)
     frame["dn_norm"] = pd.Series(normalize_dns(frame["dn"].tolist()), index=frame.index, dtype="object")
     bad_dn = frame["dn_norm"].isna()
     for row in frame.loc[bad_dn, ["anchor", "dn", "position"]].itertuples(index=False):
@@ -174,6 +206,68 @@ def build_connector_space(entries: Iterable[Entry], directory: ResolvedDirectory
     ordered = CS_BASE_COLUMNS + [attr_column(a) for a in attrs]
     held_frame = pd.DataFrame(held, columns=HELD_COLUMNS).astype({"position": "int64"})
     return ImportedSpace(objects=frame[ordered], held=held_frame, ignored=ignored)
+
+
+DECODE_CHUNK = 10_000
+"""Objects decoded at a time (see ``decode_chunk``)."""
+_BINARY_LISTS = pa.list_(pa.binary())
+_STRING_LISTS = pa.list_(pa.string())
+
+
+class _ColumnDecoder:
+    """One attribute's values, decoded a chunk at a time: text into Arrow arrays (UTF-8 checked in C),
+    binary values kept as they are. ``result()``: an object array of str / list of str (``multi``) /
+    bytes / list of bytes (``binary``), None where there is no value; ``failures``: row → why its value
+    is not UTF-8 (the row's value is None then)."""
+
+    def __init__(self, attribute: str, binary: bool, multi: bool) -> None:
+        self.attribute = attribute
+        self.binary = binary
+        self.multi = multi
+        self.failures: dict[int, str] = {}
+        self._chunks: list[pa.Array] = []
+        self._objects: list[object] = []
+
+    def add(self, raw: Sequence[Sequence[bytes]], offset: int) -> None:
+        """Decode the next rows (``raw``: a sequence of values per object; ``offset``: the first row's index)."""
+        if self.binary:
+            self._objects.extend((list(v) if self.multi else v[0]) if v else None for v in raw)
+            return
+        if self.multi:
+            source, target = pa.array([v or None for v in raw], type=_BINARY_LISTS), _STRING_LISTS
+        else:
+            source, target = pa.array([v[0] if v else None for v in raw], type=pa.binary()), pa.string()
+        try:
+            self._chunks.append(source.cast(target))
+            return
+        except pa.ArrowInvalid:  # not UTF-8 somewhere: find the objects (rare), decode the others
+            pass
+        ok = np.ones(len(raw), dtype=bool)
+        for i, values in enumerate(raw):
+            for v in (values if self.multi else values[:1]):
+                try:
+                    v.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    self.failures[offset + i] = exc.reason
+                    ok[i] = False
+                    break
+        self._chunks.append(pc.if_else(pa.array(ok), source, pa.nulls(len(source), source.type)).cast(target))
+
+    def result(self) -> np.ndarray:
+        if self.binary:
+            out = np.empty(len(self._objects), dtype=object)
+            out[:] = self._objects
+            return out
+        values = pa.chunked_array(self._chunks, type=_STRING_LISTS if self.multi else pa.string())
+        return _to_objects(values)
+
+
+def _to_objects(array: pa.ChunkedArray) -> np.ndarray:
+    """An Arrow array as a numpy object array (lists become numpy arrays of str; nulls None). Equal strings
+    become one Python object (directories repeat titles, departments, object classes...): a third less memory."""
+    if array.num_chunks == 0:
+        return np.empty(0, dtype=object)
+    return array.to_pandas(deduplicate_objects=True).to_numpy(dtype=object, na_value=None)
 
 
 def _anchor_or_none(anchor_attr: str, values: dict[str, list[bytes]]) -> str | None:

@@ -1,7 +1,11 @@
-"""The one adapter around ldap3: connect (with retries), paged search, ranged retrieval, DirSync, modify.
+"""The one adapter around the LDAP libraries: connect (with retries), paged search, ranged retrieval,
+DirSync, modify.
 
-Everything the engine does with an LDAP server goes through :class:`LdapClient`; ldap3 objects and
-exceptions never leave this module. Failures become typed errors:
+Everything the engine does with an LDAP server goes through :class:`LdapClient`; library objects and
+exceptions never leave it. ldap3 connects, binds (its TLS and bind errors), runs DirSync and writes;
+searches and reads go through python-ldap (:mod:`.libldap`: libldap decodes in C, several times
+faster), on a second connection with the same settings, opened at the first search.
+Failures become typed errors:
 
 * :class:`DirectoryUnavailableError` (transient): the server did not answer, died mid-search, timed
   out, or said busy/unavailable; Airflow retries the step.
@@ -20,13 +24,14 @@ import os
 import re
 import ssl
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Literal, TypeVar
+from typing import Any, Callable, Iterator, Literal, NamedTuple, TypeVar
 
 import ldap3
 from ldap3.core import exceptions as lx
 
 from profile_sync.directory.errors import DirectoryError, DirectoryUnavailableError
 from profile_sync.directory.ldap.config import LdapConnectionSettings
+from profile_sync.directory.ldap.libldap import ConnectionLost, Hit, LibldapReader, SearchFailed
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +46,7 @@ _TRANSIENT_RESULTS = {3: "timeLimitExceeded", 51: "busy", 52: "unavailable", 80:
 _T = TypeVar("_T")
 
 
-@dataclass(frozen=True)
-class SearchHit:
+class SearchHit(NamedTuple):
     """One entry of a search: DN and raw attribute values (names lower case, ranged names kept)."""
 
     dn: str
@@ -71,6 +75,7 @@ class LdapClient:
     def __init__(self, settings: LdapConnectionSettings) -> None:
         self.settings = settings
         self._conn: ldap3.Connection | None = None
+        self._reader: LibldapReader | None = None
 
     # -- connection ---------------------------------------------------------------------
     def __enter__(self) -> "LdapClient":
@@ -169,6 +174,9 @@ class LdapClient:
         return self._error(f"bind as {self.settings.bind_dn!r} refused: {text}")
 
     def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
         if self._conn is not None:
             _quietly_unbind(self._conn)
             self._conn = None
@@ -188,8 +196,9 @@ class LdapClient:
             self.close()
             raise self._unavailable(f"failed during {what}", _describe(exc)) from None
 
-    def _check(self, what: str, base: str | None = None) -> dict[str, Any]:
-        result = self.conn.result
+    def _check(self, what: str, base: str | None = None, result: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Raise the typed error for ``result`` (default: ldap3's last) unless it is success."""
+        result = self.conn.result if result is None else result
         code = result.get("result")
         if code == 0:
             return result
@@ -214,37 +223,50 @@ class LdapClient:
         entries = [r for r in self.conn.response if r.get("type") == "searchResEntry"]
         return _lower(entries[0]["raw_attributes"]) if entries else {}
 
+    def _pages(self, what: str, base: str, search_filter: str, attributes: list[str],
+               scope: Literal["subtree", "base", "level"], controls: list[tuple[str, bool, Any]] | None,
+               paged: bool, absent_ok: bool = False) -> Iterator[list[Hit]]:
+        """python-ldap's pages, its failures as typed errors (see :meth:`_check`); with ``absent_ok`` a
+        base that does not exist gives no pages."""
+        if self._reader is None:
+            self.conn  # noqa: B018  (ldap3 connected and bound: its errors are the clearer ones)
+            self._reader = LibldapReader(self.settings)
+        pages = self._reader.search(base, search_filter, attributes, scope, controls, paged)
+        while True:
+            try:
+                page = next(pages)
+            except StopIteration:
+                return
+            except ConnectionLost as exc:
+                self.close()
+                raise self._unavailable(f"failed during {what}", exc) from None
+            except SearchFailed as exc:
+                if absent_ok and exc.result["result"] == 32:
+                    return
+                self._check(what, base, exc.result)
+                raise  # _check raises for every failure; a SearchFailed is never a success
+            yield page
+
+    def search_pages(self, base: str, search_filter: str, attributes: list[str],
+                     scope: Literal["subtree", "base", "level"] = "subtree",
+                     controls: list[tuple[str, bool, Any]] | None = None, paged: bool = True) -> Iterator[list[Hit]]:
+        """Every entry matching, a page at a time as ``(dn, attributes)`` tuples (the full read's fast path)."""
+        return self._pages(f"search of {base!r}", base, search_filter, attributes, scope, controls, paged)
+
     def search(self, base: str, search_filter: str, attributes: list[str],
                scope: Literal["subtree", "base", "level"] = "subtree",
                controls: list[tuple[str, bool, Any]] | None = None, paged: bool = True) -> Iterator[SearchHit]:
         """Every entry matching: paged (the paged-results control, ``page_size`` a page), complete or raising."""
-        ldap_scope = {"subtree": ldap3.SUBTREE, "base": ldap3.BASE, "level": ldap3.LEVEL}[scope]
-        cookie: bytes | None = None
-        what = f"search of {base!r}"
-        while True:
-            self._call(what, self.conn.search, base, search_filter, search_scope=ldap_scope,
-                       dereference_aliases=ldap3.DEREF_NEVER, attributes=attributes, controls=controls,
-                       paged_size=self.settings.page_size if paged else None, paged_cookie=cookie)
-            result = self._check(what, base)
-            # Take the page and the cookie before yielding: the caller may use the connection meanwhile
-            # (ranged retrieval of a large group), which replaces conn.response and conn.result.
-            page = [SearchHit(r["dn"], _lower(r["raw_attributes"]))
-                    for r in self.conn.response or [] if r.get("type") == "searchResEntry"]
-            cookie = ((result.get("controls") or {}).get(PAGED_RESULTS) or {}).get("value", {}).get("cookie")
-            yield from page
-            if not paged or not cookie:
-                return
+        for page in self.search_pages(base, search_filter, attributes, scope, controls, paged):
+            yield from map(SearchHit._make, page)
 
     def read(self, dn: str, attributes: list[str],
              controls: list[tuple[str, bool, Any]] | None = None) -> RawAttributes | None:
         """One object's attributes (None when it does not exist)."""
-        self._call(f"read of {dn!r}", self.conn.search, dn, "(objectClass=*)", search_scope=ldap3.BASE,
-                   dereference_aliases=ldap3.DEREF_NEVER, attributes=attributes, controls=controls)
-        if self.conn.result.get("result") == 32:
-            return None
-        self._check(f"read of {dn!r}", dn)
-        entries = [r for r in self.conn.response or [] if r.get("type") == "searchResEntry"]
-        return _lower(entries[0]["raw_attributes"]) if entries else None
+        for page in self._pages(f"read of {dn!r}", dn, "(objectClass=*)", attributes, "base", controls, False,
+                                absent_ok=True):
+            return page[0][1] if page else None
+        return None
 
     def complete_ranges(self, dn: str, attributes: RawAttributes) -> RawAttributes:
         """Merge ranged values (``member;range=0-1499`` …) under the plain name, fetching the rest.

@@ -11,9 +11,10 @@ Delta import: :mod:`.active_directory` (DirSync, falling back to uSNChanged) and
 (entryCSN against contextCSN, deletes from the accesslog). Other servers have no delta: their
 watermark says so and ``read_delta`` raises :class:`DeltaStateInvalid`, so the engine reads in full.
 
-The reader sits behind the small interface of ``directory.entries`` (entries in, frames out), so a
-faster reader (python-ldap is several times faster at decoding) could replace the search loop
-without touching the engine.
+The reader sits behind the small interface of ``directory.entries`` (entries in, frames out). Its
+searches go through python-ldap (``client`` → ``libldap``: libldap decodes the BER in C, 5–6× ldap3's
+rate); a full read takes whole pages of ``(dn, attributes)`` and makes them entries without further
+per-attribute work, and the connector space decodes the values column by column.
 """
 
 from __future__ import annotations
@@ -126,16 +127,25 @@ class LdapDirectoryReader:
 
     # -- full import ------------------------------------------------------------------------------
     def read_full(self, attributes: frozenset[str] | None = None) -> Iterator[Entry]:
-        """Every person and group under the selected containers (paged; ranged ``member`` on AD)."""
+        """Every person and group under the selected containers (paged; ranged ``member`` on AD).
+
+        Containers are read one after the other: reading several at once gave no gain on a 2-core
+        machine against slapd (the server's and the decoding's CPU compete; ``tests/bench``)."""
         wanted = attributes if attributes is not None else frozenset(self.directory.attributes)
         with self.client() as client:
             server_type = self.server_type(client)
             request = self.request_attributes(wanted, server_type)
-            position = 0
+            ranged = server_type == "active_directory"  # only AD is asked for ranges (request_attributes)
+            position = 1
             for base in self.base_dns:
-                for hit in client.search(base, self.object_filter, request):
-                    position += 1
-                    yield self.to_entry(client, hit, position)
+                for page in client.search_pages(base, self.object_filter, request):
+                    if not page:
+                        continue
+                    if ranged:
+                        page = [(dn, client.complete_ranges(dn, values)) for dn, values in page]
+                    dns, values = zip(*page)
+                    yield from map(Entry, dns, values, range(position, position + len(page)))
+                    position += len(page)
 
     def read_objects(self, dns: Iterable[str], attributes: frozenset[str] | None = None) -> list[Entry]:
         """Re-read objects by DN (the confirming import after a write-back); missing ones are left out."""
