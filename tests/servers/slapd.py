@@ -257,7 +257,7 @@ class SlapdServer:
                 "memberof-memberof-ad memberOf",
                 "memberof-refint TRUE",
                 "overlay refint",
-                "refint_attributes member manager",
+                "refint_attributes member uniqueMember manager",
             ]
         lines += [
             "overlay accesslog",
