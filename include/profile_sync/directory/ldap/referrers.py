@@ -23,7 +23,6 @@ if TYPE_CHECKING:
 
 DNS_PER_SEARCH = 50
 """DNs per search filter (each one once per reference attribute): bounded filters, few round trips."""
-_AD_ATTRIBUTES = frozenset({"member", "manager"})
 
 
 def referrer_filter(attributes: Iterable[str], dns: Iterable[str]) -> str:
@@ -43,8 +42,8 @@ def read_referrers(reader: "LdapDirectoryReader", dns: list[str], reference_attr
     seen: set[str] = set()
     with reader.client() as client:
         server_type = reader.server_type(client)
-        if server_type == "active_directory":  # no uniqueMember in AD's schema for people and groups
-            wanted = [a for a in wanted if a in _AD_ATTRIBUTES] or wanted
+        if server_type == "active_directory":  # AD groups keep their members in member
+            wanted = [a for a in wanted if a != "uniquemember"]
         request = reader.request_attributes(attributes, server_type)
         unique = list(dict.fromkeys(dns))
         for i in range(0, len(unique), DNS_PER_SEARCH):
