@@ -44,8 +44,10 @@ import ldap
 import ldap.dn
 
 DN_FORM = 2
-"""Version of the canonical spelling. A connector space normalised with another one is read again in
-full (``run.steps.import_directory``): DN-keyed lookups must not mix two spellings."""
+"""Version of the canonical spelling, recorded per connection with its connector space
+(``dn_form/<connection>``). State written with another one makes the next run a full one
+(``run.steps.decide_mode``): DN-keyed lookups must not mix two spellings. Version 1 was the spelling
+before RFC 4517 matching (lower-cased values, AVAs in the order written)."""
 
 Rule = Literal["case_ignore", "case_exact", "integer", "telephone"]
 

@@ -140,13 +140,13 @@ class LiveChanges:
 
     def move(self) -> str:
         dn = self.person()
-        parent = self.rnd.choice([p for p in self.parents if not dn.lower().endswith("," + p.lower())])
+        parent = self.rnd.choice([p for p in self.parents if dn.split(",", 1)[1].lower() != p.lower()])
         return f"move {dn} -> {self._move(dn, parent)}"
 
     def move_out_of_scope(self) -> str:
         dn = self.rnd.choice([p for p in self.people if not self.out_of_containers(p)] or self.people)
         parent = self.rnd.choice(self.out_of_scope)
-        if dn.lower().endswith("," + parent.lower()):
+        if dn.split(",", 1)[1].lower() == parent.lower():
             return self.move()
         new = self._move(dn, parent)
         self.away[new] = "moved out"
