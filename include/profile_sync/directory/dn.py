@@ -109,7 +109,21 @@ _TO_NOTHING = [0x00AD, 0x1806, 0x034F, 0x180B, 0x180C, 0x180D, *range(0xFE00, 0x
 _TO_SPACE = [*range(0x09, 0x0E), 0x85, 0xA0, 0x1680, *range(0x2000, 0x200B), 0x2028, 0x2029, 0x202F, 0x205F,
              0x3000]
 _MAP = {**{c: None for c in _TO_NOTHING}, **{c: 0x20 for c in _TO_SPACE}}
-_MAPPED = re.compile("[" + "".join(re.escape(chr(c)) for c in sorted(_MAP)) + "]")
+
+
+def _char_class(codes: Iterable[int]) -> str:
+    """A regular-expression character class of ``codes`` as ranges (one class of single characters is slow)."""
+    ranges: list[list[int]] = []
+    for c in sorted(codes):
+        if ranges and c == ranges[-1][1] + 1:
+            ranges[-1][1] = c
+        else:
+            ranges.append([c, c])
+    return "[" + "".join(re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}"
+                         for a, b in ranges) + "]"
+
+
+_MAPPED = re.compile(_char_class(_MAP))
 _SPACES = re.compile(" +")
 _HYPHENS = re.compile("[ \u002d\u058a\u2010\u2011\u2212\ufe63\uff0d]")
 _INTEGER = re.compile(r"[+-]?[0-9]+")
@@ -245,9 +259,11 @@ def is_within(normalized_dn: str, normalized_container: str) -> bool:
 # -- the hot path ------------------------------------------------------------------------------
 _SLOW_TYPES = frozenset(_TYPE_NAMES) | frozenset(_RULES)
 _VALUE_CHAR = r'[^\s,=+\\"#;<>\x00-\x1f\x7f]'
-_PLAIN_RDN = re.compile(rf"([a-z][a-z0-9-]*)=({_VALUE_CHAR}(?: ?{_VALUE_CHAR})*)")
-"""One AVA whose canonical spelling is itself once case-folded: a keystring type, a value without
-escapes, specials, controls, or insignificant spaces."""
+_SLOW_NAMES = "|".join(sorted((re.escape(t) for t in _SLOW_TYPES if t[:1].isalpha()), key=len, reverse=True))
+_PLAIN_RDN = re.compile(rf"(?!(?:{_SLOW_NAMES})=)[a-z][a-z0-9-]*={_VALUE_CHAR}(?: ?{_VALUE_CHAR})*")
+"""One AVA whose canonical spelling is itself once case-folded: a keystring type that is neither an alias
+nor of another rule than caseIgnoreMatch, a value without escapes, specials, controls, or insignificant
+spaces."""
 _MAX_SPLITS = 64
 
 
@@ -260,10 +276,7 @@ def _plain_rdn(rdn: str) -> str | None:
         if eq < 1 or not rdn[:eq].isascii():
             return None
         folded = _fold(_map(rdn))  # a full-width ',' or '=' becomes one: the pattern sends it to the parser
-    m = _PLAIN_RDN.fullmatch(folded)
-    if m is None or m.group(1) in _SLOW_TYPES:
-        return None
-    return folded
+    return folded if _PLAIN_RDN.fullmatch(folded) else None
 
 
 @functools.lru_cache(maxsize=1 << 20)
