@@ -75,7 +75,8 @@ class SlapdServer:
     ) -> None:
         """*size_limit*: None = unlimited; N = at most N entries per plain search and per
         page, while paged searches may return any total (like AD's MaxPageSize).
-        *memberof*: also load the memberof + refint overlays (groupOfNames/member)."""
+        *memberof*: also load the memberof + refint overlays (memberOf from groupOfNames/member; refint
+        rewrites member, uniqueMember and manager on renames, moves and deletes)."""
         # Check before creating anything, so a missing package leaves nothing behind.
         self._slapd = require_binary("slapd", "slapd")
         self._slapadd = require_binary("slapadd", "slapd")
@@ -257,7 +258,7 @@ class SlapdServer:
                 "memberof-memberof-ad memberOf",
                 "memberof-refint TRUE",
                 "overlay refint",
-                "refint_attributes member manager",
+                "refint_attributes member uniqueMember manager",
             ]
         lines += [
             "overlay accesslog",

@@ -67,8 +67,10 @@ CHECKS: tuple[CheckSpec, ...] = (
     # -- pending exports -----------------------------------------------------------------
     CheckSpec(
         "account_names_unique", "export",
-        "Account names stay unique among active profiles after the export (duplicates are quarantined).",
-        "ExpectColumnValuesToBeUnique(account_name, case-insensitive) on the active profiles after the export",
+        "Every active profile has an account name, and no two share one, after the export (people without one "
+        "and duplicates are quarantined).",
+        "ExpectColumnValuesToBeUnique and ExpectColumnValuesToNotBeNull(account_name, case-insensitive, blank = "
+        "missing) on the active profiles after the export",
         (), "great_expectations", overridable=False, per_connection=False),
     CheckSpec(
         "values_fit_columns", "export",

@@ -156,17 +156,24 @@ def _after_export(inp: GateInputs) -> pd.DataFrame:
 
 
 def _account_name_check(gx: GxRunner, inp: GateInputs) -> CheckResult | None:
+    """Every active profile has an account name (blank counts as none), and no two share one (any case)."""
     after = _after_export(inp)
     if "account_name" not in inp.pending.managed:
         return None
     frame = after.assign(account_name_folded=after["account_name"].map(
-        lambda v: v.lower() if isinstance(v, str) else None))
-    (o,) = gx.validate("profiles_after_export", frame, [Expect("unique", "account_name_folded")])
-    msg = _gx_failure(o) if o.error else (
-        f"{o.unexpected_count} of {o.element_count} active profiles would share an account name")
-    return _result("account_names_unique", o.success, {"profiles": o.element_count, "unexpected": o.unexpected_count},
-                   "0 (duplicates are quarantined before the gate)", msg,
-                   samples=_records(frame.iloc[o.unexpected_positions], ["profile_id", "account_name", "source_dn"]))
+        lambda v: v.lower() if isinstance(v, str) and v.strip() else None))
+    unique, present = gx.validate("profiles_after_export", frame, [Expect("unique", "account_name_folded"),
+                                                                   Expect("not_null", "account_name_folded")])
+    errors = [_gx_failure(o) for o in (unique, present) if o.error]
+    msg = "; ".join(errors) if errors else (
+        f"{unique.unexpected_count} of {unique.element_count} active profiles would share an account name, "
+        f"{present.unexpected_count} would have none")
+    positions = list(dict.fromkeys(unique.unexpected_positions + present.unexpected_positions))
+    return _result("account_names_unique", unique.success and present.success,
+                   {"profiles": unique.element_count, "unexpected": unique.unexpected_count,
+                    "missing": present.unexpected_count},
+                   "0 shared, 0 missing (such people are quarantined before the gate)", msg,
+                   samples=_records(frame.iloc[positions], ["profile_id", "account_name", "source_dn"]))
 
 
 def _values_fit_check(gx: GxRunner, inp: GateInputs) -> CheckResult:

@@ -18,6 +18,7 @@ import pandas as pd
 from profile_sync import faults
 from profile_sync.config.loader import fingerprint, resolved_directories
 from profile_sync.config.presets import ResolvedDirectory
+from profile_sync.directory.dn import DN_FORM, normalize_dns
 from profile_sync.directory.entries import DeltaStateInvalid
 from profile_sync.errors import TerminalError
 from profile_sync.directory.readers import effective_directory, make_reader
@@ -28,7 +29,8 @@ from profile_sync.run.context import RunContext
 from profile_sync.run.dates import SOURCE_DATE, dated_connections
 from profile_sync.sync.attribute_flow import import_properties
 from profile_sync.sync.connector_space import HELD_COLUMNS, attr_column, build_connector_space
-from profile_sync.sync.delta import DELTA_KEY, DirtySet, apply_delta, compute_dirty_set, stale_references
+from profile_sync.sync.delta import (DELTA_KEY, DirtySet, apply_delta, compute_dirty_set, entering_scope,
+                                     stale_references)
 from profile_sync.sync.join_rules import empty_links
 from profile_sync.sync.metaverse import Metaverse, build_metaverse
 from profile_sync.sync.pending_exports import ACTIVE, PendingExports, plan_profile_store_exports
@@ -148,6 +150,9 @@ def decide_mode(ctx: RunContext) -> tuple[str, str | None]:
         reasons.append(f"connection removed: {', '.join(removed)}")
     if changed:
         reasons.append(f"configuration changed (mappings, containers, filters or classes) for: {', '.join(changed)}")
+    old_form = sorted(n for n in set(now) - set(added) if committed["values"].get(f"dn_form/{n}") != DN_FORM)
+    if old_form:
+        reasons.append(f"DN normalisation changed (form {DN_FORM}) since the last run of: {', '.join(old_form)}")
     if reasons:
         return "full", "; ".join(reasons)
     return "incremental", None
@@ -346,6 +351,7 @@ def import_directory(ctx: RunContext, connection: str) -> Summary:
         ctx.state.write_frame(f"cs/{d.name}", space)
         ctx.state.write_frame(f"held/{d.name}", held)
     ctx.state.set_value(f"watermark/{d.name}", watermark)
+    ctx.state.set_value(f"dn_form/{d.name}", DN_FORM)  # dn_norm spelled by this form (see decide_mode)
     ctx.state.commit_step()
     in_scope = space["in_scope"]
     return {
@@ -371,23 +377,43 @@ def _merge_delta(ctx: RunContext, d: ResolvedDirectory, delta,  # noqa: ANN001
                  reader) -> tuple[pd.DataFrame, pd.DataFrame, int]:  # noqa: ANN001
     """The connector space after a delta read: changed rows decoded and scoped, merged into the last one.
 
-    Objects whose references name an old DN of a renamed, moved or deleted object are re-read: whether the
-    directory rewrote them (AD, slapd with refint) or kept the old DN (slapd without refint) only it knows,
-    and a full read would see what it did. Returns the space, the held objects and how many were re-read."""
+    Directories rewrite references on other objects without reporting them (DESIGN §6b), so two kinds of
+    unchanged objects are re-read, as a full read would see them:
+
+    - those whose references name an old DN of a renamed, moved or deleted object (``stale_references``):
+      whether the directory rewrote them (AD, slapd with refint) or kept the old DN (slapd without refint)
+      only it knows;
+    - those whose references name the current DN of an object entering scope (``entering_scope``: moved in
+      from outside the containers, or created outside and moved in): its old DN was never known here, so
+      the server is searched for ``(member=<dn>)``, ``(uniqueMember=<dn>)``, ``(manager=<dn>)``.
+
+    Returns the space, the held objects and how many objects were re-read."""
     previous = ctx.store.read_committed_frame(f"cs/{d.name}")
     references = [attr_column(m.source) for m in d.mappings.values() if m.transform == "reference"]
     members = [attr_column(a) for a in d.member_attributes]
+    attributes = frozenset(d.attributes) | {"objectclass"}
     imported = build_connector_space(delta.entries, d)
+    changed = apply_scope(imported.objects, d, ctx.settings.deletion.disabled_accounts)
     stale = stale_references(previous, imported.objects, delta.deleted_anchors, delta.deleted_dns, references,
                              members)
-    reread: list = []
-    if stale:
-        reread = reader.read_objects(stale, frozenset(d.attributes) | {"objectclass"})
+    reread: list = reader.read_objects(stale, attributes) if stale else []
+    entering = entering_scope(previous, changed)
+    if entering:
+        from profile_sync.directory.ldap.referrers import read_referrers
+
+        known = set(normalize_dns([e.dn for e in [*delta.entries, *reread]]))
+        sources = [m.source for m in d.mappings.values() if m.transform == "reference"] + list(d.member_attributes)
+        found = read_referrers(reader, entering, sources, attributes)
+        reread += [e for e, n in zip(found, normalize_dns([e.dn for e in found])) if n not in known]
+    if reread:
         offset = len(delta.entries)
         extra = build_connector_space([e._replace(position=offset + i) for i, e in enumerate(reread, 1)], d)
-        imported = dataclasses.replace(imported, objects=pd.concat([imported.objects, extra.objects], ignore_index=True),
+        # An object the delta already has (renamed between the reads) is taken from the delta only.
+        extra_objects = extra.objects.loc[~extra.objects["anchor"].isin(imported.objects["anchor"])]
+        imported = dataclasses.replace(imported, objects=pd.concat([imported.objects, extra_objects], ignore_index=True),
                                        held=pd.concat([imported.held, extra.held], ignore_index=True))
-    changed = apply_scope(imported.objects, d, ctx.settings.deletion.disabled_accounts)
+        changed = pd.concat([changed, apply_scope(extra_objects, d, ctx.settings.deletion.disabled_accounts)],
+                            ignore_index=True)
     space = apply_delta(previous, changed, delta.deleted_anchors, delta.deleted_dns, references, members)
     held_before = ctx.store.read_committed_frame(f"held/{d.name}")
     if held_before is not None and len(held_before):
@@ -524,7 +550,9 @@ def synchronize(ctx: RunContext) -> Summary:
     mv, held_for_writeback = _hold_profile_changes(ctx, mv, spaces, directories)
     pending = plan_profile_store_exports(
         mv, ctx.state.read_frame("ps/people"), ctx.state.read_frame("ps/groups"),
-        ctx.state.read_frame("ps/memberships"), _managed(directories), property_specs(ctx.settings))
+        ctx.state.read_frame("ps/memberships"), _managed(directories), property_specs(ctx.settings),
+        account_name_sources={d.name: d.mappings["account_name"].source for d in directories
+                               if "account_name" in import_properties(d)})
     _write_metaverse(ctx, mv)
     _write_pending(ctx, pending)
     ctx.state.commit_step()

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from profile_sync.config.presets import ResolvedDirectory
-from profile_sync.directory.dn import normalize_dns
+from profile_sync.directory.dn import normalize_dns, normalize_member_dns, split_optional_uid
 from profile_sync.sync.connector_space import attr_column
 from profile_sync.sync.transforms import MULTI
 
@@ -167,9 +167,19 @@ def stale_references(
             lists = kept[column]
             members = lists[lists.map(lambda v: isinstance(v, MULTI) and len(v) > 0)].map(list).explode()
             if len(members):
-                norms = pd.Series(normalize_dns(members.tolist()), index=members.index, dtype=object)
+                norms = pd.Series(normalize_member_dns(members.tolist(), column), index=members.index, dtype=object)
                 hit.loc[norms.index[norms.isin(old)].unique()] = True
     return kept.loc[hit, "dn"].tolist()
+
+
+def entering_scope(previous: pd.DataFrame, changed: pd.DataFrame) -> list[str]:
+    """DNs of changed objects now in scope that were not before: new to the connector space, or there out of
+    scope. Their old DN, if any, was outside the selected containers (a full import never read it) or may have
+    changed since, so ``stale_references`` cannot find who names them: the server is asked
+    (``directory.ldap.referrers``)."""
+    now = changed.loc[changed["in_scope"].astype(bool), ["anchor", "dn"]]
+    before = previous.loc[previous["in_scope"].astype(bool), "anchor"]
+    return now.loc[~now["anchor"].isin(before), "dn"].tolist()
 
 
 def apply_delta(
@@ -231,7 +241,14 @@ def _rewrite_references(frame: pd.DataFrame, new_dn: dict[str, str], gone: set[s
         has = lists.map(lambda v: isinstance(v, MULTI) and len(v) > 0)
         for idx in lists.index[has]:
             members = list(lists[idx])
-            norms = normalize_dns(members)
+            norms = normalize_member_dns(members, column)
             if any(n in gone or n in new_dn for n in norms):
-                frame.at[idx, column] = [new_dn.get(n, m) for m, n in zip(members, norms) if n not in gone]
+                frame.at[idx, column] = [_renamed(m, new_dn[n]) if n in new_dn else m
+                                         for m, n in zip(members, norms) if n not in gone]
     return frame
+
+
+def _renamed(value: str, dn: str) -> str:
+    """A member value naming ``dn`` instead; a ``uniqueMember`` UID stays (``…#'0101'B``)."""
+    uid = split_optional_uid(value)[1]
+    return f"{dn}#{uid}" if uid is not None else dn

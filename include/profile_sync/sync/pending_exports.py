@@ -14,7 +14,7 @@ people (disabled under the ``freeze`` policy) are kept and not updated.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Mapping
 
 import numpy as np
 import pandas as pd
@@ -98,6 +98,14 @@ def _too_long(people: pd.DataFrame, specs: dict[str, PropertySpec], columns: lis
     return reason
 
 
+def _no_account_name(connections: pd.Series, sources: Mapping[str, str]) -> list[str]:
+    """Why a person has no account name: the attribute that feeds it (per connection) had no value."""
+    feeding = ", ".join(f"`{a}` of {c}" for c, a in sorted(sources.items())) or "none does"
+    return [f"no value for `{sources[c]}`, which feeds `account_name`" if c in sources
+            else f"no value for `account_name`: {c} does not map it, and no connection that does ({feeding}) "
+                 "has this person" for c in connections]
+
+
 def plan_profile_store_exports(
     mv: Metaverse,
     store_people: pd.DataFrame,
@@ -105,11 +113,14 @@ def plan_profile_store_exports(
     store_memberships: pd.DataFrame,
     managed: list[str],
     specs: dict[str, PropertySpec],
+    account_name_sources: Mapping[str, str] | None = None,
 ) -> PendingExports:
     """Compare the metaverse with the profile store and return the pending exports.
 
     After a delta synchronization (``mv.computed`` set) only the recomputed
     people are compared; everyone else is unchanged by construction.
+    ``account_name_sources``: per connection, the attribute that feeds ``account_name``
+    (named in the reason a person without one is held).
     """
     compare = [*managed, *SOURCE_COLUMNS]
     people = mv.people.rename(columns={"mv_id": "profile_id"})
@@ -120,8 +131,14 @@ def plan_profile_store_exports(
         if c not in desired.columns:
             desired[c] = None
 
-    # Held back: duplicate account names among active people, values too long for their column.
-    held_reason = _too_long(desired, specs, managed)
+    # Held back: no account name, values too long for their column, duplicate account names among active people.
+    held_reason = pd.Series(None, index=desired.index, dtype=object)
+    if "account_name" in managed:
+        names = desired["account_name"]
+        blank = (names.astype("string").str.strip().fillna("") == "") & ~desired["frozen"].astype(bool)
+        held_reason[blank] = _no_account_name(desired.loc[blank, "source_connection"], account_name_sources or {})
+    too_long = _too_long(desired, specs, managed)
+    held_reason = held_reason.where(held_reason.notna(), too_long)
     if "account_name" in desired.columns:
         names = desired["account_name"].str.lower()
         others = people.loc[active & ~examined, "account_name"].dropna().str.lower() \

@@ -5,9 +5,10 @@ Two levels of checks put an object in quarantine, each with a reason:
 - **import** (``connector_space.build_connector_space``): missing or duplicate
   anchor, undecodable value, invalid DN — the object cannot enter the
   connector space;
-- **export** (``pending_exports.plan_profile_store_exports``): duplicate
+- **export** (``pending_exports.plan_profile_store_exports``): no account
+  name (no value for the attribute that feeds ``account_name``), duplicate
   account name, value too long for its column — the person's profile is not
-  written.
+  written (a person who never had one gets none).
 
 A quarantined object is never treated as deleted. An object that was already
 synchronized keeps its last good connector-space row (``keep_last_good``), so

@@ -12,7 +12,7 @@ from __future__ import annotations
 import pandas as pd
 
 from profile_sync.config.presets import ResolvedDirectory
-from profile_sync.directory.dn import normalize_dns
+from profile_sync.directory.dn import normalize_member_dns
 from profile_sync.sync.attribute_flow import REF_PREFIX
 from profile_sync.sync.connector_space import attr_column
 
@@ -34,9 +34,12 @@ def reference_targets(spaces: dict[str, pd.DataFrame], links: pd.DataFrame,
     return out.drop_duplicates(["connection", "dn_norm"])
 
 
-def _reason(found: pd.Series, resolved: pd.Series) -> pd.Series:
-    return pd.Series("not found in the directory", index=found.index, dtype=object).where(
-        ~found, pd.Series("out of scope", index=found.index, dtype=object)).where(~resolved, None)
+def _reason(found: pd.Series, resolved: pd.Series, nameless: pd.Series | None = None) -> pd.Series:
+    out = pd.Series("not found in the directory", index=found.index, dtype=object).where(
+        ~found, pd.Series("out of scope", index=found.index, dtype=object))
+    if nameless is not None:
+        out = out.where(~nameless, "the person it names has no account name (quarantined)")
+    return out.where(~resolved, None)
 
 
 def resolve_person_references(
@@ -51,6 +54,9 @@ def resolve_person_references(
     out = people.drop(columns=ref_cols)
     unresolved: list[pd.DataFrame] = []
     targets = targets.loc[targets["connection"] == connection]
+    # A person without an account name (held in quarantine) cannot be referenced: blank counts as none.
+    present = (names["account_name"].astype("string").str.strip().fillna("") != "").to_numpy(dtype=bool)
+    names = names.assign(account_name=names["account_name"].where(present, None))
     for col in ref_cols:
         prop = col[len(REF_PREFIX):]
         refs = people.loc[people[col].notna(), ["mv_id", "source_dn", col]]
@@ -68,7 +74,9 @@ def resolve_person_references(
                 "source_dn": bad["source_dn"].to_numpy(),
                 "property": prop,
                 "target_dn": bad[col].to_numpy(),
-                "reason": _reason(bad["dn_norm"].notna(), pd.Series(False, index=bad.index)).to_numpy(),
+                "reason": _reason(bad["dn_norm"].notna(), pd.Series(False, index=bad.index),
+                                  bad["mv_id_target"].notna() & (bad["object_type"] == "person")
+                                  & bad["_value"].isna()).to_numpy(),
             }))
     frame = pd.concat(unresolved, ignore_index=True) if unresolved else pd.DataFrame(columns=UNRESOLVED_COLUMNS)
     return out, frame
@@ -77,7 +85,9 @@ def resolve_person_references(
 def resolve_memberships(
     spaces: dict[str, pd.DataFrame], links: pd.DataFrame, directories: list[ResolvedDirectory]
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Group ``member`` values → (group_id, member_type, member_id); nested groups kept as group→group."""
+    """Group ``member`` / ``uniqueMember`` values → (group_id, member_type, member_id); nested groups kept as
+    group→group. A ``uniqueMember`` value's optional UID (``…,dc=x#'0101'B``) is not part of the name: the
+    member is the object with that DN, as for ``member``."""
     targets = reference_targets(spaces, links, directories)
     edges: list[pd.DataFrame] = []
     unresolved: list[pd.DataFrame] = []
@@ -93,7 +103,7 @@ def resolve_memberships(
             exploded = groups[["mv_id", "dn", col]].explode(col).dropna(subset=[col])
             if exploded.empty:
                 continue
-            exploded["dn_norm"] = normalize_dns(exploded[col].tolist())
+            exploded["dn_norm"] = normalize_member_dns(exploded[col].tolist(), attr)  # uniqueMember: UID dropped
             exploded["connection"] = d.name
             m = exploded.merge(targets, on=["connection", "dn_norm"], how="left", suffixes=("", "_member"))
             ok = m["mv_id_member"].notna() & m["object_type"].isin(["person", "group"])

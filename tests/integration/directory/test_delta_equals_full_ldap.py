@@ -5,7 +5,13 @@ One server, two harnesses reading it: ``inc`` synchronizes incrementally after e
 synchronizes in full. A step is one to three random changes made with ldap3 on the live server (add,
 modify, rename, move between containers, move out of scope, disable/enable, delete, re-create at the
 same DN with a new anchor, manager change or removal, membership add/remove, join-and-leave between two
-runs, store edits). After every step both profile stores must hold the same rows (every column but
+runs, store edits), and returners: a person created outside the selected containers (a member of a group
+inside them and someone's manager), moved in later; a person moved out of scope, then back in. A "full
+run" step makes ``inc`` also run a full synchronization after its incremental one, as the weekly schedule
+does: it forgets the DNs of people outside the containers (a full import reads only the containers), so a
+returner moved in afterwards is new to the connector space while the server's referential integrity has
+rewritten the groups and reports that name them, unreported. Two outsiders are created before the first
+run for the same reason. After every step both profile stores must hold the same rows (every column but
 timestamps) and the same memberships, and every incremental run must have read a delta.
 
 slapd here runs without refint (the default test server): deleting or renaming a person leaves their
@@ -41,9 +47,14 @@ class LiveChanges:
     """Random changes on a live directory; each returns a label. Subclasses know the server's dialect."""
 
     KINDS = ["add", "modify", "rename", "move", "move_out_of_scope", "disable", "enable", "delete",
-             "recreate_same_dn", "manager", "membership", "join_and_leave"]
+             "recreate_same_dn", "manager", "membership", "join_and_leave", "create_outside", "move_back_in",
+             "full_run"]
+    ORDER = (("delete", "recreate_same_dn"), ("disable", "enable"), ("move_out_of_scope", "move_back_in"),
+             ("create_outside", "move_back_in"), ("full_run", "move_back_in"))
+    """Kinds drawn before others in every deck."""
     parents: list[str]  # in-scope containers for people
     out_of_scope: list[str]  # an excluded container, and one outside the selected containers
+    outside: str  # the container outside the selected ones (a full import never reads it)
     groups: list[str]
 
     def __init__(self, rnd: random.Random, conn: ldap3.Connection, people: list[str]) -> None:
@@ -52,6 +63,11 @@ class LiveChanges:
         self.people = list(people)  # every person that exists, wherever it is
         self.removed: list[tuple[str, dict[str, Any]]] = []
         self.disabled: set[str] = set()
+        self.away: dict[str, str] = {}
+        """People out of scope by their container (DN → "moved out" | "created outside")."""
+        self.forgotten: set[str] = set()
+        """Of those, the ones outside the containers since before the last full run of ``inc``."""
+        self.full_run_due = False
         self.serial = 0
 
     # -- helpers -------------------------------------------------------------------------------
@@ -61,7 +77,7 @@ class LiveChanges:
         if not getattr(self, "_deck", None):
             deck = list(self.KINDS)
             self.rnd.shuffle(deck)
-            for first, then in (("delete", "recreate_same_dn"), ("disable", "enable")):
+            for first, then in self.ORDER:
                 i, j = deck.index(first), deck.index(then)
                 if j < i:
                     deck[i], deck[j] = deck[j], deck[i]
@@ -90,6 +106,20 @@ class LiveChanges:
         if old in self.disabled:
             self.disabled.discard(old)
             self.disabled.add(new)
+        origin = self.away.pop(old, None)
+        forgotten = old in self.forgotten
+        self.forgotten.discard(old)
+        if origin and self.out_of_containers(new):
+            self.away[new] = origin
+            if forgotten and new.lower().endswith("," + self.outside.lower()):
+                self.forgotten.add(new)
+
+    def out_of_containers(self, dn: str) -> bool:
+        return any(dn.lower().endswith("," + c.lower()) for c in self.out_of_scope)
+
+    def forget(self) -> None:
+        """``inc`` ran in full: people outside the containers are no longer in its connector space."""
+        self.forgotten = {dn for dn in self.away if dn.lower().endswith("," + self.outside.lower())}
 
     # -- the change kinds ----------------------------------------------------------------------
     def add(self) -> str:
@@ -110,15 +140,52 @@ class LiveChanges:
 
     def move(self) -> str:
         dn = self.person()
-        parent = self.rnd.choice([p for p in self.parents if not dn.lower().endswith("," + p.lower())])
+        parent = self.rnd.choice([p for p in self.parents if dn.split(",", 1)[1].lower() != p.lower()])
         return f"move {dn} -> {self._move(dn, parent)}"
 
     def move_out_of_scope(self) -> str:
-        dn = self.person()
+        dn = self.rnd.choice([p for p in self.people if not self.out_of_containers(p)] or self.people)
         parent = self.rnd.choice(self.out_of_scope)
-        if dn.lower().endswith("," + parent.lower()):
+        if dn.split(",", 1)[1].lower() == parent.lower():
             return self.move()
-        return f"move out of scope {dn} -> {self._move(dn, parent)}"
+        new = self._move(dn, parent)
+        self.away[new] = "moved out"
+        return f"move out of scope {dn} -> {new}"
+
+    def create_outside(self) -> str:
+        """A new person outside the containers: a member of a group inside them and someone's manager."""
+        self.serial += 1
+        dn = self.new_person(self.outside, f"o{self.serial}", self.person())
+        self.people.append(dn)
+        self.away[dn] = "created outside"
+        group = self.rnd.choice(self.groups)
+        self.ok(self.conn.modify(group, {"member": [(ldap3.MODIFY_ADD, [dn])]}))
+        report = self.rnd.choice([p for p in self.people if not self.out_of_containers(p)])
+        self.ok(self.conn.modify(report, {"manager": [(ldap3.MODIFY_REPLACE, [dn])]}))
+        return f"create outside {dn} (in {group}, manager of {report})"
+
+    def move_back_in(self) -> str:
+        """A person out of scope by their container moves into one: back (moved out before), or in (created
+        outside). Mostly one whose outside DN ``inc`` forgot in a full run."""
+        if not self.away:
+            return self.move_out_of_scope()
+        forgotten = sorted(self.forgotten & set(self.away))
+        dn = self.rnd.choice(forgotten if forgotten and self.rnd.random() < 0.75 else sorted(self.away))
+        origin = self.away[dn]
+        new = self._move(dn, self.rnd.choice(self.parents))
+        how = "move back in" if origin == "moved out" else "move in (created outside)"
+        return f"{how}{' (forgotten)' if dn in forgotten else ''} {dn} -> {new}"
+
+    def full_run(self) -> str:
+        """After this step's incremental run, ``inc`` also runs in full (the weekly full synchronization)."""
+        self.full_run_due = True
+        return "full run"
+
+    def seed_outsiders(self, n: int = 2) -> None:
+        """People created outside the containers before the first run: never in ``inc``'s connector space."""
+        for _ in range(n):
+            self.create_outside()
+        self.forget()
 
     def disable(self) -> str:
         dn = self.person()
@@ -140,6 +207,8 @@ class LiveChanges:
         self.ok(self.conn.delete(dn))
         self.people.remove(dn)
         self.disabled.discard(dn)
+        self.away.pop(dn, None)
+        self.forgotten.discard(dn)
         return f"delete {dn}"
 
     def recreate_same_dn(self) -> str:
@@ -150,6 +219,8 @@ class LiveChanges:
             return "noop"
         self.ok(self.conn.add(dn, attributes=attrs))  # a new object: new anchor, same DN
         self.people.append(dn)
+        if self.out_of_containers(dn):
+            self.away[dn] = "created outside"
         return f"re-create {dn}"
 
     def manager(self) -> str:
@@ -198,7 +269,8 @@ class SlapdChanges(LiveChanges):
     GROUPS = f"ou=groups,{BASE}"
     EXCLUDED = f"ou=excluded,{PEOPLE}"
     parents = [PEOPLE, f"ou=sales,{PEOPLE}", f"ou=engineering,{PEOPLE}"]
-    out_of_scope = [EXCLUDED, f"ou=elsewhere,{BASE}"]
+    outside = f"ou=elsewhere,{BASE}"
+    out_of_scope = [EXCLUDED, outside]
     groups = [f"cn=everyone,{GROUPS}", f"cn=managers,{GROUPS}"]
     DIRECTORY = {"name": "openldap", "preset": "inetorgperson", "containers": [PEOPLE, GROUPS],
                  "excluded_containers": [EXCLUDED], "filter": "(!(employeeType=disabled))"}
@@ -206,6 +278,7 @@ class SlapdChanges(LiveChanges):
     def setup(self) -> None:
         for ou in (*self.parents[1:], *self.out_of_scope):
             self.ok(self.conn.add(ou, ["organizationalUnit"], {"ou": ou.split(",")[0].split("=")[1]}))
+        self.seed_outsiders()
 
     def new_person(self, parent: str, name: str, manager: str) -> str:
         dn = f"uid={name},{parent}"
@@ -238,7 +311,8 @@ class SambaChanges(LiveChanges):
     GROUPS = f"OU=Groups,{BASE}"
     EXCLUDED = f"OU=Excluded,{PEOPLE}"
     parents = [PEOPLE, f"OU=Sales,{PEOPLE}"]
-    out_of_scope = [EXCLUDED, f"CN=Users,{BASE}"]
+    outside = f"CN=Users,{BASE}"
+    out_of_scope = [EXCLUDED, outside]
     groups = [f"CN=Engineering,{GROUPS}", f"CN=All People,{GROUPS}"]
     DIRECTORY = {"name": "contoso", "preset": "active_directory", "containers": [PEOPLE, GROUPS],
                  "excluded_containers": [EXCLUDED]}
@@ -247,6 +321,7 @@ class SambaChanges(LiveChanges):
         for ou in (f"OU=Sales,{self.PEOPLE}", self.EXCLUDED):
             self.ok(self.conn.add(ou, "organizationalUnit"))
         self.disabled.add(f"CN=User 0003,{self.PEOPLE}")  # seeded disabled (546)
+        self.seed_outsiders()
 
     def new_person(self, parent: str, name: str, manager: str) -> str:
         dn = f"CN=New {name},{parent}"
@@ -305,8 +380,9 @@ def _timed(h: LdapSyncHarness, mode: str, durations: dict[str, list[float]] | No
 
 def _kind(label: str) -> str:
     words = label.split()
-    if label.startswith("move out of scope"):
-        return "move out of scope"
+    for prefix in ("move out of scope", "move back in", "move in (created outside)", "create outside", "full run"):
+        if label.startswith(prefix):
+            return prefix
     if label.startswith("manager") and label.endswith("removed"):
         return "manager removed"
     return words[0]
@@ -355,9 +431,15 @@ def run_property(tmp_path, info, changes: LiveChanges, steps: int, label: str,  
         history.append(labels)
         kinds.update(_kind(x) for x in labels if x != "store edit")
         run_both(f"step {step}: {labels} (history {history})")
+        if changes.full_run_due:  # the weekly full run of the incremental side
+            changes.full_run_due = False
+            inc.sync(mode="full")
+            assert_same(snapshot(inc), snapshot(full), f"the full run after step {step}")
+            changes.forget()
 
     if steps * 2 >= len(LiveChanges.KINDS):  # two or three changes a step: every kind was drawn at least once
-        assert not {"add", "modify", "rename", "move", "disable", "delete", "manager"} - {k.split()[0] for k in kinds}, kinds
+        assert not {"add", "modify", "rename", "move", "disable", "delete", "manager", "create", "full"} - {
+            k.split()[0] for k in kinds}, kinds
 
     fresh = LdapSyncHarness(tmp_path / "fresh", info, directory, gates=NO_LIMITS)
     fresh.sync(mode="full")

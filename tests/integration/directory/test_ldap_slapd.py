@@ -273,8 +273,10 @@ def test_a_delta_sees_the_dangling_references_a_full_read_sees_without_refint(sl
 def test_write_back_of_pictures_with_a_refused_write_reported_while_others_go_on(slapd_fresh, tmp_path):
     writer = slapd_fresh.add_bind_user("profilesync", "writer-pw", "writer")
     conn = slapd_fresh.connect()
-    # A plain `person` (no inetOrgPerson) is in scope but may not hold jpegPhoto: the server refuses.
-    assert conn.add(f"cn=Plain Person,{PEOPLE}", ["person"], {"cn": "Plain Person", "sn": "Person"})
+    # A pilotPerson (a `person` with a mail, no inetOrgPerson) is in scope but may not hold jpegPhoto: the
+    # server refuses. (Without a mail it would have no account name: quarantined, no profile to write back.)
+    assert conn.add(f"cn=Plain Person,{PEOPLE}", ["person", "pilotPerson"],
+                    {"cn": "Plain Person", "sn": "Person", "mail": "plain@example.org"})
     harness = LdapSyncHarness(tmp_path, slapd_info(slapd_fresh, login=writer, password="writer-pw",
                                                    base_dns=[PEOPLE, GROUPS]),
                               {"name": "openldap", "preset": "inetorgperson",

@@ -140,6 +140,19 @@ def test_duplicate_account_names_in_pending_exports_stop_the_export(staged):
     assert bad.observed["unexpected"] == 2 and len(bad.samples) == 2
 
 
+@pytest.mark.parametrize("blank", [None, "", "   "])
+def test_missing_account_names_in_pending_exports_stop_the_export(staged, blank):
+    people = _adds(staged)
+    people.loc[4, "account_name"] = blank
+    inp = inputs(staged, people=people)
+    inp = GateInputs(**{**inp.__dict__, "store_people": inp.store_people.iloc[0:0]})
+    report = evaluate_export_gate(inp, OVERRIDE)
+    bad = _failed(report)["account_names_unique"]
+    assert bad.observed == {"profiles": 12, "unexpected": 0, "missing": 1}
+    assert [s["profile_id"] for s in bad.samples] == [people.loc[4, "profile_id"]]
+    assert not report.allows_export
+
+
 def test_values_too_long_in_pending_exports_stop_the_export(staged):
     people = _adds(staged)
     people.loc[2, "title"] = "t" * 257

@@ -27,6 +27,7 @@ from tests.helpers.sync import SyncHarness
 STEPS = int(os.environ.get("PROFILE_SYNC_DELTA_STEPS", "12"))
 SCOPE = {"containers": ["DC=contoso,DC=com"], "excluded_containers": ["OU=Service Accounts,DC=contoso,DC=com"]}
 IN_SCOPE_OUS = [("Sales", "Users"), ("Engineering", "Users"), ("Finance", "Users"), ("Legal", "Users")]
+OUTSIDE = ("Service Accounts",)
 
 
 class Changes:
@@ -75,8 +76,28 @@ class Changes:
 
     def move_out_of_scope(self) -> str:
         p = self._person()
-        p.container = ("Service Accounts",)
+        p.container = OUTSIDE
         return f"move out of scope {p.key}"
+
+    def create_outside(self) -> str:
+        """A new person out of scope (the excluded container): a member of a group, someone's manager."""
+        label = self.add()
+        p = self.d.people[-1]
+        p.container = OUTSIDE
+        self.rnd.choice(self.d.groups).member_keys.append(p.key)
+        report = self._person()
+        if report.key != p.key:
+            report.manager_key, report.dangling_manager = p.key, None
+        return f"create outside {label.split()[-1]}"
+
+    def move_back_in(self) -> str:
+        """Out of scope (moved out, or created there) → back in scope."""
+        away = [p for p in self.d.people if p.container == OUTSIDE]
+        if not away:
+            return self.move_out_of_scope()
+        p = self.rnd.choice(away)
+        p.container = self.rnd.choice(IN_SCOPE_OUS)
+        return f"move back in {p.key}"
 
     def disable(self) -> str:
         p = self._person()
@@ -134,7 +155,7 @@ class Changes:
         return f"join+leave {p.key} {g.key}"
 
     KINDS = ["add", "modify", "rename", "move", "move_out_of_scope", "disable", "enable", "delete",
-             "recreate_same_name", "manager", "membership", "join_and_leave"]
+             "recreate_same_name", "manager", "membership", "join_and_leave", "create_outside", "move_back_in"]
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])

@@ -58,7 +58,12 @@ def test_joined_people_share_one_profile_and_precedence_picks_values(tmp_path, f
     h = two_forests(tmp_path)
     out = sync(h, *forests)
     people = h.profiles()
-    assert len(people.loc[people["state"] == "active"]) == 3  # Ada (joined), Bob, Nobody (projected)
+    assert len(people.loc[people["state"] == "active"]) == 2  # Ada (joined), Bob
+    # Nobody (projected from fabrikam, which does not feed account_name) cannot have an account name: held.
+    assert out["synchronize"]["held_samples"] == [{
+        "source_dn": "CN=Nobody,OU=Users,DC=contoso,DC=com",
+        "reason": "no value for `account_name`: fabrikam does not map it, and no connection that does "
+                  "(`userPrincipalName` of contoso) has this person"}]
     ada = h.profile("ada@contoso.com")
     assert ada["work_phone"] == "+1 111"       # only fabrikam feeds it
     assert ada["title"] == "Engineer"           # contoso first in the file: it wins

@@ -133,6 +133,83 @@ def test_duplicate_account_name_holds_both_and_keeps_the_existing_profile(synced
     assert q.loc[dn(2), "kept_last_good"] and not q.loc[f"CN=Impostor,{USERS}", "kept_last_good"]
 
 
+NO_UPN = "no value for `userPrincipalName`, which feeds `account_name`"
+
+
+def _without_upn(d: FakeDirectory, dn_: str) -> None:
+    del d.entries[dn_]["userPrincipalName"]
+
+
+@MODES
+def test_people_without_an_account_name_are_held_never_projected_and_keep_their_profile(synced, mode):
+    h, d = synced
+    before = h.profile("p4@contoso.com")
+    _without_upn(d, dn(4))                                   # had a profile: it stays as it was
+    for n, cn in ((80, "Nameless A"), (81, "Nameless B")):   # never had one: none is made
+        d.person(n, cn, title="New")
+        _without_upn(d, f"CN={cn},{USERS}")
+    d.person(82, "Report", upn="report@contoso.com", manager=f"CN=Nameless A,{USERS}")
+    d.entries[dn(6)]["title"] = ["Still synchronized"]
+    out = h.sync(d, mode=mode)
+    assert out["validate_export"]["passed"], out["validate_export"]["failed_checks"]
+
+    assert_untouched(h, before)
+    people = h.profiles()
+    assert len(people) == 13 and people["account_name"].notna().all()  # the twelve and the report
+    assert h.profile("p6@contoso.com")["title"] == "Still synchronized"
+    assert h.profile("report@contoso.com")["manager"] is None
+    q = quarantine(h).set_index("dn")
+    assert set(q.index) == {dn(4), f"CN=Nameless A,{USERS}", f"CN=Nameless B,{USERS}"}
+    assert (q["reason"] == NO_UPN).all() and (q["level"] == "export").all()
+    assert q.loc[dn(4), "kept_last_good"] and q.loc[dn(4), "profile_id"] == before["profile_id"]
+    assert not q.loc[f"CN=Nameless A,{USERS}", "kept_last_good"]
+    unresolved = StateStore(h.tmp / "state").read_committed_frame("mv/unresolved")
+    assert unresolved.loc[unresolved["target_dn"] == f"CN=Nameless A,{USERS}".lower(), "reason"].tolist() == [
+        "the person it names has no account name (quarantined)"]
+
+    # Fixed: released and synchronized; the report gets their manager.
+    d.entries[dn(4)]["userPrincipalName"] = ["p4@contoso.com"]
+    d.entries[dn(4)]["title"] = ["Back with a name"]
+    d.entries[f"CN=Nameless A,{USERS}"]["userPrincipalName"] = ["a@contoso.com"]
+    out = h.sync(d, mode=mode)
+    assert list(quarantine(h)["dn"]) == [f"CN=Nameless B,{USERS}"]
+    assert out["validate_export"]["released"] == 2
+    assert h.profile("p4@contoso.com")["title"] == "Back with a name"
+    assert h.profile("a@contoso.com")["state"] == "active"
+    assert h.profile("report@contoso.com")["manager"] == "i:0#.f|membership|a@contoso.com"
+
+
+def test_a_blank_account_name_source_counts_as_none(tmp_path):
+    h = SyncHarness(tmp_path)
+    d = team(3)
+    d.entries[dn(2)]["userPrincipalName"] = ["   "]
+    h.sync(d)
+    assert sorted(h.profiles()["user_principal_name"]) == ["p1@contoso.com", "p3@contoso.com"]
+    assert quarantine(h)["reason"].tolist() == [NO_UPN]
+
+
+def test_a_profile_left_without_an_account_name_by_an_earlier_version_fails_the_gate_until_fixed(synced):
+    """Profiles an earlier version wrote with an empty account name: the person is held (kept as is) and
+    ``account_names_unique`` counts the empty name, so nothing is exported until the directory gives one."""
+    h, d = synced
+    pid = h.profile("p5@contoso.com")["profile_id"]
+    _without_upn(d, dn(5))
+    h.execute("UPDATE user_profiles SET account_name = NULL WHERE profile_id = :pid", pid=pid)
+    d.entries[dn(6)]["title"] = ["Waits for the fix"]
+    with pytest.raises(Exception, match="account_names_unique"):
+        h.sync(d)
+    report = history(h)
+    failed = next(s for s in report["steps"] if s["step"] == "validate_export")
+    check = next(c for c in failed["gate_report"]["checks"] if c["name"] == "account_names_unique")
+    assert check["observed"]["missing"] == 1 and check["samples"][0]["profile_id"] == pid
+    assert h.profile("p6@contoso.com")["title"] == "Title 6"
+
+    d.entries[dn(5)]["userPrincipalName"] = ["p5@contoso.com"]
+    h.sync(d)
+    assert h.profiles().loc[pid, "account_name"] == "i:0#.f|membership|p5@contoso.com"
+    assert h.profile("p6@contoso.com")["title"] == "Waits for the fix"
+
+
 def test_lost_read_access_to_the_anchor_holds_objects_and_deletes_nothing(synced):
     h, d = synced
     before = h.profiles()

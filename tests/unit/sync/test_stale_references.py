@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from profile_sync.sync.delta import stale_references
+from profile_sync.sync.delta import entering_scope, stale_references
 
 PEOPLE = "OU=People,DC=contoso,DC=com"
 
@@ -55,3 +55,15 @@ def test_objects_already_in_the_delta_and_unrelated_changes_are_not_re_read():
     moved = _space([("a1", f"CN=Ann,OU=Moved,{PEOPLE}", None, None), ("a2", f"CN=Bob,{PEOPLE}", None, None)])
     assert stale_references(_previous(), moved, [], [], ["manager"], ["member"]) == [
         "CN=Staff,OU=Groups,DC=contoso,DC=com"]
+
+
+def test_objects_entering_scope_are_new_or_were_out_of_scope():
+    previous = _previous().assign(in_scope=True)
+    previous.loc[previous["anchor"] == "a4", "in_scope"] = False       # Dee was in an excluded container
+    changed = _space([
+        ("a4", f"CN=Dee,{PEOPLE}", None, None),                         # moved in from the excluded container
+        ("a5", f"CN=Eve,{PEOPLE}", None, None),                         # new: created outside, moved in
+        ("a6", "CN=Fay,CN=Users,DC=contoso,DC=com", None, None),        # new, but out of scope
+        ("a1", f"CN=Ann,OU=Moved,{PEOPLE}", None, None),                # moved within scope: known DN
+    ]).assign(in_scope=[True, True, False, True])
+    assert entering_scope(previous, changed) == [f"CN=Dee,{PEOPLE}", f"CN=Eve,{PEOPLE}"]
