@@ -163,7 +163,7 @@ def test_people_without_an_account_name_are_held_never_projected_and_keep_their_
     assert (q["reason"] == NO_UPN).all() and (q["level"] == "export").all()
     assert q.loc[dn(4), "kept_last_good"] and q.loc[dn(4), "profile_id"] == before["profile_id"]
     assert not q.loc[f"CN=Nameless A,{USERS}", "kept_last_good"]
-    unresolved = StateStore(h.tmp / "state").read_committed_frame("mv/unresolved")
+    unresolved = h.inspector().store.read_committed_frame("mv/unresolved")
     assert unresolved.loc[unresolved["target_dn"] == f"CN=Nameless A,{USERS}".lower(), "reason"].tolist() == [
         "the person it names has no account name (quarantined)"]
 

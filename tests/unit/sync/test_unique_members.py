@@ -31,7 +31,8 @@ def _group(n: int, name: str, attribute: str, members: list[str]) -> str:
 def _ldif(groups: list[str], people: list[str] | None = None) -> str:
     head = [f"dn: {BASE}\nobjectClass: domain\ndc: example\n", f"dn: {PEOPLE}\nobjectClass: organizationalUnit\n"
             "ou: people\n", f"dn: {GROUPS}\nobjectClass: organizationalUnit\nou: groups\n"]
-    return "\n".join(head + (people or [_person(i) for i in range(1, 6)]) + groups)
+    # Every record ends with an empty line, as exporters write it (a last record without one may be cut short).
+    return "\n".join(head + (people or [_person(i) for i in range(1, 6)]) + groups) + "\n"
 
 
 SPELLINGS = [
