@@ -410,6 +410,11 @@ def test_a_tripped_gate_waits_and_is_approved_in_the_page(server, admin_browser,
     failed = {tr.get_attribute("data-check") for tr in card.find_elements(By.CSS_SELECTOR, "tr[data-passed=false]")}
     assert failed == {"people_deletes", "source_shrink"}
     assert "12 profiles would be marked for deletion" in card.text
+    items = card.find_elements(By.CSS_SELECTOR, "[data-testid=pending-check]")
+    assert len(items) == 2
+    for li in items:  # each check named once
+        name = li.find_element(By.TAG_NAME, "strong").text
+        assert name in failed and li.text.count(name) == 1, li.text
     card.find_element(By.CSS_SELECTOR, "[data-testid=approval-comment]").send_keys("12 contractors left (CHG-42)")
     b.execute_script("arguments[0].scrollIntoView({block: 'start'})", card)
     shot(b, "gates-waiting-for-approval")

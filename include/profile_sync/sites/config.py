@@ -26,7 +26,7 @@ are left alone. A missing ``profile_id``, ``deleted``, ``last_synced`` or
 property column is added (nullable); a table without ``account_name`` is refused.
 
 ``profile_sync_site_watermark`` — Profile Sync's own bookkeeping: one row per
-site, written in the same transaction as the push (see ``watermark.py``).
+site, written in the same transaction as the push (see ``site_list.py``).
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import time
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from typing import Any, Iterator
 
 from sqlalchemy import (
@@ -220,12 +221,14 @@ class Coordination:
         manifest["version"] = row["version"]
         manifest["run_key"] = row["run_key"]
         manifest["exported_by"] = row["exported_by"]
+        manifest["committed_at"] = (datetime.fromtimestamp(row["committed_at"], timezone.utc).isoformat(timespec="seconds")
+                                    if row["committed_at"] else None)
         return manifest
 
     def switch(self, conn: Connection, base_version: int, manifest: dict[str, Any], run_key: str) -> int:
         """The conditional switch: the new manifest becomes version ``base_version + 1``, or conflict."""
         version = base_version + 1
-        body = {k: v for k, v in manifest.items() if k not in ("version", "run_key", "exported_by", "base_version")}
+        body = {k: v for k, v in manifest.items() if k not in ("version", "run_key", "exported_by", "base_version", "committed_at")}
         body.update(version=version, run_id=run_key)
         done = conn.execute(update(STATE).where(STATE.c.name == self.name, STATE.c.version == base_version)
                             .values(version=version, manifest=dumps(body), run_key=run_key,

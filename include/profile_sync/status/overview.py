@@ -72,7 +72,8 @@ def overview(ctx: "RunContext", view: CommittedState) -> dict[str, Any]:
     """What the engine knows: the lease, the run holding it, a run waiting for approval, the last full and
     incremental runs and their outcome, the counts, the configuration."""
     holder = ctx.lease.holder()
-    docs = ctx.history.runs(RECENT_RUNS)
+    # Synchronization runs only: a site push (``kind: site_push``) shares the history but is no sync run.
+    docs = [d for d in ctx.history.runs(RECENT_RUNS) if not d.get("kind")]
     running = None
     if holder is not None:
         doc = next((d for d in docs if d.get("run_key") == holder.get("owner")), None) or ctx.history.get(holder["owner"])

@@ -32,18 +32,21 @@ def _step_key(s: dict[str, Any]) -> tuple[int, str]:
 
 
 def delta_method(step: dict[str, Any]) -> str:
-    """How an ``import_directory`` step read its directory, from what it recorded."""
-    if step.get("delta_method"):
-        return str(step["delta_method"])
+    """How an ``import_directory`` step read its directory, from what it recorded: the delta method
+    (``read``: DirSync, uSNChanged, entryCSN + accesslog, row hashes) with what the delta held, why a
+    directory was read in full, and the reader's note on a fallback (``delta_note``)."""
     if step.get("status") == "failed":
         return "failed"
+    how = step.get("read") or step.get("delta_method")
+    note = f"; {step['delta_note']}" if step.get("delta_note") else ""
     if step.get("unchanged_source"):
-        return "unchanged source: not read (watermark equal)"
+        return (how or "unchanged source: not read (watermark equal)") + note
     if step.get("delta_read"):
-        return f"delta read ({step.get('delta_entries', 0)} changed, {step.get('delta_deletes', 0)} deleted)"
+        return (f"{how or 'delta read'} ({step.get('delta_entries', 0)} changed, "
+                f"{step.get('delta_deletes', 0)} deleted)") + note
     if step.get("full_import_reason"):
-        return f"full read: {step['full_import_reason']}"
-    return "full read"
+        return f"full read: {step['full_import_reason']}{note}"
+    return (how or "full read") + note
 
 
 def _changes(steps: list[dict[str, Any]]) -> dict[str, int]:

@@ -6,6 +6,8 @@ hand-built inputs where the logic is a decision table (``describe``, the chart s
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 import json
 
 import pytest
@@ -55,7 +57,21 @@ def test_overview_counts_and_last_runs(history):
     assert (o["last_incremental"]["run_id"], o["last_incremental"]["changes"]["updates"]) == ("test-run-2", 1)
     assert o["lease"] is None and o["running"] is None and o["waiting_for_approval"] is None
     assert o["committed"]["version"] == 2  # the failed run committed nothing
+    committed_at = datetime.fromisoformat(o["committed"]["committed_at"])  # when the incremental run committed
+    started, finished = (datetime.fromisoformat(o["last_incremental"][k]) for k in ("started_at", "finished_at"))
+    assert started - timedelta(seconds=1) <= committed_at <= finished + timedelta(seconds=1)  # ISO to the second
     assert o["configuration"]["directories"][0]["name"] == "contoso"
+
+
+def test_site_pushes_in_the_history_are_not_synchronization_runs(history):
+    ctx = history.context()
+    key = "profile_sync_sites/manual__later@site:hr"  # as run/site_steps.py records a push
+    ctx.history.start(key, dag_id="profile_sync_sites", kind="site_push", site="hr", requested_mode="full",
+                      mode="full", status="running", started_at="2099-01-01T00:00:00+00:00")
+    ctx.history.finish(key, "success")
+    assert ctx.history.runs(1)[0]["kind"] == "site_push"  # the newest document of the history
+    o = overview.overview(ctx, CommittedState(ctx.store))
+    assert o["last_full"]["run_id"] == "test-run-3" and o["last_run"]["run_id"] == "test-run-3"
 
 
 def test_a_running_run_is_seen_through_the_lease(tmp_path):
@@ -114,6 +130,13 @@ def test_run_summaries_steps_in_dag_order_and_the_chart(history):
     ({"delta_read": True, "delta_entries": 3, "delta_deletes": 1}, "delta read (3 changed, 1 deleted)"),
     ({"full_import_reason": "DirSync cookie refused"}, "full read: DirSync cookie refused"),
     ({"delta_method": "dirsync"}, "dirsync"),
+    ({"read": "delta: DirSync", "delta_read": True, "delta_entries": 35, "delta_deletes": 2},
+     "delta: DirSync (35 changed, 2 deleted)"),
+    ({"read": "full read", "full_import_reason": "the DC was restored from a backup", "delta_note": "DirSync refused"},
+     "full read: the DC was restored from a backup; DirSync refused"),
+    ({"read": "unchanged source (same file hash): not read", "unchanged_source": True},
+     "unchanged source (same file hash): not read"),
+    ({"read": "delta: entryCSN + accesslog", "delta_read": True, "status": "failed"}, "failed"),
     ({}, "full read"),
 ])
 def test_the_delta_method_of_an_import_comes_from_what_it_recorded(step, expected):

@@ -285,7 +285,12 @@ function pendingCard(p, report, mayApprove) {
   const card = el("div", {class: "approval", "data-testid": "pending-approval", dataset: {runId: p.run_id, dagId: p.dag_id}},
     el("h3", {}, "Waiting for your decision: run ", el("span", {class: "mono"}, p.run_id), ` (${p.dag_id})`),
     el("p", {}, `Stopped before the export at ${fmtTime(p.requested_at)}` + (p.timeout_at ? `; without an answer by ${fmtTime(p.timeout_at)} it ends failed and writes nothing.` : ".")),
-    el("ul", {}, (p.checks || []).map((c) => el("li", {}, el("strong", {}, c.name), c.connection ? ` [${c.connection}]` : "", ": ", c.message))),
+    el("ul", {}, (p.checks || []).map((c) => {
+      // A check's message may start with its own name (and connection): say each once.
+      const head = c.name + (c.connection ? ` [${c.connection}]` : "");
+      const msg = (c.message || "").startsWith(head) ? c.message.slice(head.length).replace(/^:\s*/, "") : c.message;
+      return el("li", {"data-testid": "pending-check"}, el("strong", {}, c.name), c.connection ? ` [${c.connection}]` : "", ": ", msg);
+    })),
     report ? checksTable(report.checks) : null,
     comment,
     el("div", {},
