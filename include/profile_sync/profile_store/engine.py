@@ -23,12 +23,13 @@ def begin_write(engine: Engine) -> Iterator[Connection]:
             yield conn
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, what: str = "profile store") -> Engine:
     """The SQLAlchemy engine of ``url``, one per URL and process (its pool is shared by every step).
 
     SQLite gets WAL, a busy timeout and real transactions (DDL inside a transaction commits or
     rolls back with it); other databases get pre-ping, so a pooled connection that died (a
-    restarted server) is replaced instead of failing a step.
+    restarted server) is replaced instead of failing a step. ``what`` names the database in errors
+    (``site 'hr'``).
     """
     from profile_sync.config.urls import mask_url, sqlalchemy_url
     from profile_sync.profile_store.errors import ProfileStoreError
@@ -40,7 +41,7 @@ def make_engine(url: str) -> Engine:
             engine = _create_engine(url)
         except (SQLAlchemyError, ValueError, ImportError) as exc:
             raise ProfileStoreError(
-                f"profile store {mask_url(url)}: the URL cannot be used ({exc}); write a SQLAlchemy URL such as "
+                f"{what} {mask_url(url)}: the URL cannot be used ({exc}); write a SQLAlchemy URL such as "
                 "postgresql+psycopg2://user@host:5432/profiles (the password in the Airflow Connection) or "
                 "sqlite:///path/to/profiles.db") from None
         _ENGINES[url] = engine

@@ -137,7 +137,7 @@ def _read(req: PushRequest, state: ListState, reason: str | None, before: dict[s
     """Steps 1–2: the profile store's changes since the watermark and the listed people they concern."""
     t0 = time.perf_counter()
     site, table = req.site.name, req.site.table
-    store_engine, site_engine = make_engine(req.profile_store_url), make_engine(req.site_url)
+    store_engine, site_engine = make_engine(req.profile_store_url), make_engine(req.site_url, f"site {req.site.name!r}")
     try:
         if not ps.store_exists(store_engine):
             raise ProfileStoreError("the profile store has no profiles yet: run a synchronization first")
@@ -182,7 +182,7 @@ def push_site(req: PushRequest) -> PushResult:
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
     site = req.site.name
-    state = inspect_site(make_engine(req.site_url), site, req.site.table)
+    state = inspect_site(make_engine(req.site_url, f"site {req.site.name!r}"), site, req.site.table)
     before = json.loads(state.watermark) if state.watermark else None
     store = ps.store_identity(req.profile_store_url)
     inputs = _read(req, state, _decide(req, before, store, state.missing), before, timings)
@@ -201,7 +201,7 @@ def push_site(req: PushRequest) -> PushResult:
     updated, added = 0, []
     t1 = time.perf_counter()
     if not req.dry_run:
-        updated, added = write_push(make_engine(req.site_url), site, req.site.table, plan.writes,
+        updated, added = write_push(make_engine(req.site_url, f"site {req.site.name!r}"), site, req.site.table, plan.writes,
                                     planned_from=state.watermark, watermark=json.dumps(after, sort_keys=True),
                                     now=datetime.now(timezone.utc), run_id=req.run_id,
                                     mode="full" if full else "incremental")

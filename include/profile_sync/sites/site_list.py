@@ -19,6 +19,7 @@ import pandas as pd
 from sqlalchemy import Connection, Engine, String, delete, insert, inspect, select, update
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from profile_sync.profile_store.engine import begin_write
 from profile_sync.profile_store.store import stage_frame
 from profile_sync.sites.config import CHUNK, KEY, SYNCED, list_table, split_table, watermark_table
 from profile_sync.sites.errors import SiteConflictError, SiteError, SiteUnavailableError
@@ -158,7 +159,7 @@ def write_push(engine: Engine, site: str, table: str, writes: pd.DataFrame, *, p
     t = list_table(table)
     w = watermark_table(table)
     values = [c for c in ROW_COLUMNS if c != "last_synced"]
-    with site_errors(site, "the push"), engine.begin() as conn:
+    with site_errors(site, "the push"), begin_write(engine) as conn:  # SQLite: BEGIN IMMEDIATE (FOR UPDATE is a no-op there)
         added = _ensure(conn, table)
         current = conn.execute(select(w.c.watermark).where(w.c.site == site).with_for_update()).scalar()
         if current != planned_from:

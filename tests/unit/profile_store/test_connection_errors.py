@@ -97,3 +97,12 @@ def test_a_url_sqlalchemy_cannot_load_is_terminal_and_hides_the_password(url):
         make_engine(url)
     assert "the URL cannot be used" in str(err.value) and "u:***@db" in str(err.value)
     assert "Sekrit-1" not in str(err.value)
+    assert str(err.value).startswith("profile store ")
+
+
+def test_a_site_url_that_cannot_be_used_names_the_site_not_the_profile_store():
+    from profile_sync.profile_store.store import make_engine
+
+    with pytest.raises(ProfileStoreError) as err:
+        make_engine("mysqlx://u:Sekrit-1@db/intranet", "site 'intranet'")
+    assert str(err.value).startswith("site 'intranet' mysqlx://u:***@db/intranet: the URL cannot be used")
