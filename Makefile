@@ -89,7 +89,7 @@ test-servers:
 	bash tests/servers/install.sh
 
 test: $(VENV)/.installed test-servers
-	PROFILE_SYNC_REQUIRE_SERVERS=1 $(PY) -m pytest -q tests
+	PROFILE_SYNC_REQUIRE_SERVERS=1 $(PY) -m pytest -q --durations=25 tests
 
 # make bench [PEOPLE=100000]: slapd + PostgreSQL (test servers) and LDIF + SQLite; see tests/bench/__main__.py.
 BENCH_PEOPLE ?= $(if $(filter command line,$(origin PEOPLE)),$(PEOPLE),100000)
