@@ -35,13 +35,14 @@ import pandas as pd
 
 from profile_sync.config.presets import ResolvedDirectory
 from profile_sync.gates.errors import GateFailedError, GateNotApprovedError, GateOverrideError
-from profile_sync.gates.export_gate import GATE, SAMPLE, GateInputs, evaluate_export_gate
+from profile_sync.gates.export_gate import GATE, SAMPLE, ChangedRows, GateInputs, evaluate_export_gate
 from profile_sync.gates.metrics import in_scope_people
 from profile_sync.gates.report import GateOverride, GateReport
 from profile_sync.profile_store.schema import property_specs
 from profile_sync.run.context import RunContext
 from profile_sync.status.lineage import last_changed_key, record_changes
 from profile_sync.sync.connector_space import HELD_COLUMNS
+from profile_sync.sync.delta import DELTA_KEY, changed_objects
 from profile_sync.sync.pending_exports import PendingExports
 from profile_sync.sync.quarantine import current_entries, update_quarantine
 
@@ -83,6 +84,22 @@ def _frame(ctx: RunContext, key: str, columns: list[str] | None = None) -> pd.Da
     return frame
 
 
+def _changed_rows(ctx: RunContext, names: list[str], spaces: dict[str, pd.DataFrame],
+                  pending: PendingExports) -> ChangedRows | None:
+    """Incremental runs: the objects changed since the committed state (whose run passed this gate), and the
+    profiles the pending exports touch; GX then validates only those rows. None (GX validates every row):
+    full runs, or no committed connector space to compare with."""
+    if ctx.state.get_value("run/mode") != "incremental":
+        return None
+    anchors = {}
+    for n in names:
+        before = ctx.store.read_committed_frame(f"cs/{n}", columns=DELTA_KEY)
+        if before is None or not set(DELTA_KEY) <= set(before.columns) or not set(DELTA_KEY) <= set(spaces[n].columns):
+            return None
+        anchors[n] = changed_objects(before, spaces[n])[0]
+    return ChangedRows(anchors, frozenset(pending.people["profile_id"]))
+
+
 def needs_approval(report: GateReport) -> bool:
     """The report blocks the export only on blast-radius limits (overridable checks): an administrator may
     approve it. Structural checks are never approvable."""
@@ -112,6 +129,7 @@ def run_export_gate(ctx: RunContext, pending: PendingExports, directories: list[
         specs=property_specs(ctx.settings), limits={n: ctx.settings.gate_limits(n) for n in names},
         baselines={n: _baseline(ctx, n, committed) for n in names},
         previous_space=lambda n: ctx.store.read_committed_frame(f"cs/{n}"),
+        changed=_changed_rows(ctx, names, spaces, pending),
     )
     override = None
     if ctx.override_gates:
