@@ -51,9 +51,9 @@ class GateInputs:
     previous_space: Callable[[str], pd.DataFrame | None] = lambda name: None
     """The connector space of the last good import (read only to show samples of a shrink)."""
     changed: ChangedRows | None = None
-    """Incremental runs: what changed since the last committed run; GX then validates only those rows
-    (whole-set counts, uniqueness and ``mostly`` shares are still computed on every row, vectorised).
-    None: GX validates every row (full runs)."""
+    """What changed since the last committed run; GX then validates only those rows (whole-set counts,
+    uniqueness and ``mostly`` shares are still computed on every row, vectorised). None: GX validates
+    every row (no committed state to compare with)."""
 
 
 @dataclass(frozen=True)

@@ -86,11 +86,10 @@ def _frame(ctx: RunContext, key: str, columns: list[str] | None = None) -> pd.Da
 
 def _changed_rows(ctx: RunContext, names: list[str], spaces: dict[str, pd.DataFrame],
                   pending: PendingExports) -> ChangedRows | None:
-    """Incremental runs: the objects changed since the committed state (whose run passed this gate), and the
-    profiles the pending exports touch; GX then validates only those rows. None (GX validates every row):
-    full runs, or no committed connector space to compare with."""
-    if ctx.state.get_value("run/mode") != "incremental":
-        return None
+    """The objects changed since the committed state (whose run passed this gate), and the profiles the pending
+    exports touch; GX then validates only those rows (full and incremental runs alike: a full run reads
+    everything, but what it reads unchanged was validated by the committed run). None (GX validates every
+    row): no committed connector space to compare with (the first run, or a new connection)."""
     anchors = {}
     for n in names:
         before = ctx.store.read_committed_frame(f"cs/{n}", columns=DELTA_KEY)

@@ -174,7 +174,7 @@ def test_an_override_only_covers_overridable_checks(staged):
     assert report.to_dict()["checks"][1]["overridden"] is True
 
 
-# -- incremental runs: GX validates the changed rows; whole-set checks still see every row --------
+# -- with a committed state: GX validates the changed rows; whole-set checks still see every row --------
 def test_an_incremental_gate_with_nothing_changed_needs_no_gx_and_passes(staged):
     import dataclasses
 
