@@ -143,6 +143,58 @@ def copy_frame(conn: Connection, table: Table, frame: pd.DataFrame) -> int:
     return len(frame)
 
 
+_COPY_OUT_TYPES = (str, bool, int, date, bytes)
+
+
+def copy_out_frame(conn: Connection, table: Table, columns: list[Column]) -> pd.DataFrame | None:
+    """Every row of ``columns`` of ``table`` through PostgreSQL's ``COPY … TO STDOUT`` (CSV, parsed by Arrow's
+    C++ reader), as an object frame of the Python values a SELECT gives (None for NULL). None: not
+    PostgreSQL through psycopg2, or a column type this path does not read (the caller SELECTs).
+
+    PostgreSQL's CSV writes NULL as an empty unquoted field and an empty string as ``""``; booleans as
+    ``t``/``f``; ``bytea`` is selected as ``encode(…, 'hex')``.
+    """
+    if not (conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg2") or not columns:
+        return None
+    kinds = [_python_type(c.type) for c in columns]
+    if any(k not in _COPY_OUT_TYPES for k in kinds):
+        return None
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+
+    quote = conn.dialect.identifier_preparer.quote
+    target = quote(table.name) if table.schema is None else f"{quote(table.schema)}.{quote(table.name)}"
+    selected = ", ".join(f"encode({quote(c.name)}, 'hex')" if k is bytes else quote(c.name)
+                         for c, k in zip(columns, kinds))
+    sql = f"COPY (SELECT {selected} FROM {target}) TO STDOUT WITH (FORMAT csv)"
+    buffer = io.BytesIO()
+    cursor = conn.connection.dbapi_connection.cursor()
+    try:
+        cursor.copy_expert(sql, buffer)
+    finally:
+        cursor.close()
+    names = [c.name for c in columns]
+    if not buffer.tell():
+        return pd.DataFrame({n: pd.Series(dtype=object) for n in names})
+    arrow_types = {str: pa.large_string(), bool: pa.bool_(), int: pa.int64(), date: pa.date32(),
+                   bytes: pa.large_string()}
+    buffer.seek(0)
+    parsed = pa_csv.read_csv(
+        buffer,
+        read_options=pa_csv.ReadOptions(column_names=names, use_threads=False),
+        parse_options=pa_csv.ParseOptions(newlines_in_values=True),
+        convert_options=pa_csv.ConvertOptions(
+            column_types={n: arrow_types[k] for n, k in zip(names, kinds)}, null_values=[""],
+            strings_can_be_null=True, quoted_strings_can_be_null=False, true_values=["t"], false_values=["f"]))
+    data: dict[str, Any] = {}
+    for name, kind in zip(names, kinds):
+        values = parsed.column(name).to_pylist()
+        if kind is bytes:
+            values = [bytes.fromhex(v) if v is not None else None for v in values]
+        data[name] = pd.Series(values, dtype=object)
+    return pd.DataFrame(data, columns=names)
+
+
 def stage_frame(conn: Connection, name: str, like: Table, frame: pd.DataFrame, columns: list[str],
                 extra: dict[str, Any] | None = None) -> Table:
     """A temporary table ``_ps_stage_<name>`` with ``columns`` of ``like`` (and ``extra`` name → type), filled
@@ -312,8 +364,10 @@ class ProfileStore:
     def _frame(conn: Connection, table: Table, skip: set[str], actual: set[str] | None = None) -> pd.DataFrame:
         wanted = [c for c in table.c if c.name not in skip]
         cols = [c for c in wanted if actual is None or c.name in actual]
-        result = conn.execute(select(*cols))
-        frame = pd.DataFrame([tuple(r) for r in result.fetchall()], columns=[c.name for c in cols], dtype=object)
+        frame = copy_out_frame(conn, table, cols)
+        if frame is None:
+            result = conn.execute(select(*cols))
+            frame = pd.DataFrame([tuple(r) for r in result.fetchall()], columns=[c.name for c in cols], dtype=object)
         for c in wanted:
             if c.name not in frame.columns:
                 frame[c.name] = None
