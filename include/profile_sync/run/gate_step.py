@@ -36,7 +36,7 @@ import pandas as pd
 from profile_sync.config.presets import ResolvedDirectory
 from profile_sync.gates.errors import GateFailedError, GateNotApprovedError, GateOverrideError
 from profile_sync.gates.export_gate import GATE, SAMPLE, ChangedRows, GateInputs, evaluate_export_gate
-from profile_sync.gates.metrics import in_scope_people
+from profile_sync.gates.metrics import SPACE_COLUMNS, in_scope_people, reference_columns
 from profile_sync.gates.report import GateOverride, GateReport
 from profile_sync.profile_store.schema import property_specs
 from profile_sync.run.context import RunContext
@@ -75,12 +75,15 @@ def _baseline(ctx: RunContext, name: str, committed: dict[str, Any]) -> int | No
     return in_scope_people(space) if space is not None else None
 
 
-def _frame(ctx: RunContext, key: str, columns: list[str] | None = None) -> pd.DataFrame:
-    frame = ctx.state.read_frame(key)
+def _frame(ctx: RunContext, key: str, empty: list[str] | None = None, columns: list[str] | None = None
+           ) -> pd.DataFrame:
+    """The run's frame ``key`` (only ``columns`` of it, when given); missing: an empty frame of ``empty``
+    columns, or an error when ``empty`` is None."""
+    frame = ctx.state.read_frame(key, columns)
     if frame is None:
-        if columns is None:
+        if empty is None:
             raise RuntimeError(f"frame {key!r} missing: an earlier step did not run")
-        return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in empty})
     return frame
 
 
@@ -115,7 +118,9 @@ def run_export_gate(ctx: RunContext, pending: PendingExports, directories: list[
     is enabled and this is not a dry run)."""
     now = _now()
     names = [d.name for d in directories]
-    spaces = {n: _frame(ctx, f"cs/{n}") for n in names}
+    # Only the columns the gate and the quarantine read (not every attribute of every object).
+    spaces = {d.name: _frame(ctx, f"cs/{d.name}", columns=[*SPACE_COLUMNS, *reference_columns(d)])
+              for d in directories}
     held = {n: _frame(ctx, f"held/{n}", HELD_COLUMNS) for n in names}
     store_people = _frame(ctx, "ps/people")
     store_groups = _frame(ctx, "ps/groups")

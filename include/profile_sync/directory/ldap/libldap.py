@@ -54,8 +54,12 @@ class _LowerNames(dict):
 
 
 def _result_of(exc: ldap.LDAPError) -> Result:
+    """The result as ldap3 describes it (RFC 4511's name, e.g. ``noSuchObject``, as the rest of the messages)."""
+    from ldap3.core.results import RESULT_CODES
+
     info = exc.args[0] if exc.args and isinstance(exc.args[0], dict) else {}
-    return {"result": info.get("result", -1), "description": info.get("desc", type(exc).__name__),
+    code = info.get("result", -1)
+    return {"result": code, "description": RESULT_CODES.get(code) or info.get("desc", type(exc).__name__),
             "message": (info.get("info") or "").strip()}
 
 
