@@ -35,7 +35,7 @@ def _manager(tmp_path, user: str) -> str | None:
 def _full_run_has_nothing_to_do(tmp_path) -> None:
     run = _run("full")
     assert run.state == "success"
-    export = _step(_history(tmp_path, run.run_id), "export_profile_store")
+    export = _step(_history(tmp_path, run), "export_profile_store")
     assert {k: export[k] for k in NOTHING} == NOTHING, export
 
 
@@ -62,7 +62,7 @@ def test_unique_members_nameless_people_and_returners_through_both_dags(airflow_
     # 1. Full: the three spellings of "everyone" agree; nobody without mail gets a profile.
     first = _run("full")
     assert first.state == "success"
-    doc = _history(tmp_path, first.run_id)
+    doc = _history(tmp_path, first)
     members = _members(tmp_path)
     assert members["everyone"] == members["everyone-unique"] == members["everyone-uid"] == everyone
     assert members["managers"] == members["managers-uid"] == {"p0000", "p0001"}
@@ -81,7 +81,7 @@ def test_unique_members_nameless_people_and_returners_through_both_dags(airflow_
     assert conn.modify(f"uid=p0005,{PEOPLE}", {"mail": [(ldap3.MODIFY_DELETE, [])]}), conn.result
     second = _run("incremental")
     assert second.state == "success"
-    doc = _history(tmp_path, second.run_id)
+    doc = _history(tmp_path, second)
     imported = _step(doc, "import_directory")
     assert doc["mode"] == "incremental" and imported["delta_read"] and imported["delta_rereads"] >= 3
     members = _members(tmp_path)
@@ -102,7 +102,7 @@ def test_unique_members_nameless_people_and_returners_through_both_dags(airflow_
     _move(conn, away, PEOPLE)
     third = _run("incremental")
     assert third.state == "success"
-    imported = _step(_history(tmp_path, third.run_id), "import_directory")
+    imported = _step(_history(tmp_path, third), "import_directory")
     assert imported["delta_read"] and imported["delta_rereads"] >= 8  # 5 groups, p0001's reports
     members = _members(tmp_path)
     assert "p0001" in members["everyone"] and "p0001" in members["everyone-unique"]

@@ -20,6 +20,7 @@ from typing import Any, Iterator, Literal
 
 import ldap
 from ldap.controls import LDAPControl, SimplePagedResultsControl
+from ldap3.core.results import RESULT_CODES
 
 from profile_sync.directory.ldap.config import LdapConnectionSettings
 
@@ -54,11 +55,9 @@ class _LowerNames(dict):
 
 
 def _result_of(exc: ldap.LDAPError) -> Result:
-    """The result as ldap3 describes it (RFC 4511's name, e.g. ``noSuchObject``, as the rest of the messages)."""
-    from ldap3.core.results import RESULT_CODES
-
     info = exc.args[0] if exc.args and isinstance(exc.args[0], dict) else {}
     code = info.get("result", -1)
+    # The result's name as ldap3 and RFC 4511 spell it (``noSuchObject``), whichever client read it.
     return {"result": code, "description": RESULT_CODES.get(code) or info.get("desc", type(exc).__name__),
             "message": (info.get("info") or "").strip()}
 
