@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import sys
-import threading
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -70,34 +68,6 @@ _GX_CLASSES = {
 }
 
 
-_PREFETCH: threading.Thread | None = None
-
-
-def _import_gx() -> None:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # GX imports sre_constants/sre_parse
-        import great_expectations  # noqa: F401
-        from great_expectations.data_context.types.base import DataContextConfig  # noqa: F401
-
-
-def prefetch() -> None:
-    """Start importing GX in a background thread (once per process), for a gate that will need it: the
-    import (seconds of Python) then overlaps the step's reads of the staged frames (Arrow, outside the
-    GIL). A runner that validates waits for it; a failed import is raised there, by the runner's own."""
-    global _PREFETCH
-    if _PREFETCH is not None or "great_expectations" in sys.modules:
-        return
-
-    def run() -> None:
-        try:
-            _import_gx()
-        except Exception:  # noqa: BLE001 - the runner's import raises it where it is handled
-            pass
-
-    _PREFETCH = threading.Thread(target=run, name="gx-prefetch", daemon=True)
-    _PREFETCH.start()
-
-
 class GxRunner:
     """An ephemeral, quiet Great Expectations context for one gate run.
 
@@ -108,7 +78,6 @@ class GxRunner:
     def __init__(self, sample: int = 20) -> None:
         self.sample = sample
         self.import_seconds = 0.0
-        """Time the runner spent importing GX, or waiting for :func:`prefetch`'s import to finish."""
         self.validate_seconds = 0.0
         self.whole_set_seconds = 0.0
         """Time of the vectorised whole-set counts (``validate_changed``)."""
@@ -123,8 +92,6 @@ class GxRunner:
         if self._gx is not None:
             return
         t0 = time.perf_counter()
-        if _PREFETCH is not None:
-            _PREFETCH.join()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)  # GX imports sre_constants/sre_parse
             import great_expectations as gx

@@ -36,7 +36,6 @@ import pandas as pd
 from profile_sync.config.presets import ResolvedDirectory
 from profile_sync.gates.errors import GateFailedError, GateNotApprovedError, GateOverrideError
 from profile_sync.gates.export_gate import GATE, SAMPLE, ChangedRows, GateInputs, evaluate_export_gate
-from profile_sync.gates.expectations import prefetch
 from profile_sync.gates.metrics import SPACE_COLUMNS, in_scope_people, reference_columns
 from profile_sync.gates.report import GateOverride, GateReport
 from profile_sync.profile_store.schema import property_specs
@@ -119,8 +118,6 @@ def run_export_gate(ctx: RunContext, pending: PendingExports, directories: list[
     is enabled and this is not a dry run)."""
     now = _now()
     names = [d.name for d in directories]
-    if pending.people["operation"].isin(["add", "update", "unmark"]).any():
-        prefetch()  # rows will be written, so GX will validate them: import it while the frames are read
     # Only the columns the gate and the quarantine read (not every attribute of every object).
     spaces = {d.name: _frame(ctx, f"cs/{d.name}", columns=[*SPACE_COLUMNS, *reference_columns(d)])
               for d in directories}
