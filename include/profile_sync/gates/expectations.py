@@ -15,12 +15,14 @@ positions in the frame the caller gave (used to show sample objects).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import numpy as np
 import pandas as pd
 
 Kind = Literal["not_null", "unique", "regex", "max_length"]
@@ -67,10 +69,28 @@ _GX_CLASSES = {
 
 
 class GxRunner:
-    """An ephemeral, quiet Great Expectations context for one gate run."""
+    """An ephemeral, quiet Great Expectations context for one gate run.
+
+    GX is imported when the first frame is validated (never when nothing needs GX: an incremental run
+    whose gate finds no changed row), once per runner, so once per gate task.
+    """
 
     def __init__(self, sample: int = 20) -> None:
         self.sample = sample
+        self.import_seconds = 0.0
+        self.validate_seconds = 0.0
+        self.whole_set_seconds = 0.0
+        """Time of the vectorised whole-set counts (``validate_changed``)."""
+        self.rows_validated = 0
+        """Rows handed to GX (all expectations of a frame count its rows once)."""
+        self._gx: Any = None
+        self._context: Any = None
+        self._source: Any = None
+        self._assets: dict[str, Any] = {}
+
+    def _load(self) -> None:
+        if self._gx is not None:
+            return
         t0 = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)  # GX imports sre_constants/sre_parse
@@ -83,14 +103,18 @@ class GxRunner:
         self.import_seconds = time.perf_counter() - t0
         logging.getLogger("great_expectations").setLevel(logging.WARNING)
         self._gx = gx
-        self.context = gx.get_context(mode="ephemeral", project_config=DataContextConfig(
+        self._context = gx.get_context(mode="ephemeral", project_config=DataContextConfig(
             store_backend_defaults=InMemoryStoreBackendDefaults(),
             progress_bars=ProgressBarsConfig(globally=False, metric_calculations=False),
             analytics_enabled=False,
         ))
-        self._source = self.context.data_sources.add_pandas("profile_sync_gate")
-        self._assets: dict[str, Any] = {}
-        self.validate_seconds = 0.0
+        self._source = self._context.data_sources.add_pandas("profile_sync_gate")
+
+    @property
+    def context(self) -> Any:
+        """The ephemeral GX data context (GX is imported on first use)."""
+        self._load()
+        return self._context
 
     def _batch_definition(self, name: str) -> Any:
         if name not in self._assets:
@@ -115,9 +139,11 @@ class GxRunner:
         """Validate ``frame`` (named ``name`` in GX) against ``expectations``; one outcome each."""
         if not expectations:
             return []
+        self._load()
         t0 = time.perf_counter()
         columns = list(dict.fromkeys(e.column for e in expectations))
         data = frame[columns].reset_index(drop=True)
+        self.rows_validated += len(data)
         suite = self._gx.ExpectationSuite(name=f"{name}_suite",
                                           expectations=[self._expectation(e) for e in expectations])
         batch = self._batch_definition(name).get_batch(batch_parameters={"dataframe": data})
@@ -144,6 +170,72 @@ class GxRunner:
             ))
         self.validate_seconds += time.perf_counter() - t0
         return out
+
+    def validate_changed(self, name: str, frame: pd.DataFrame, expectations: list[Expect],
+                         changed: Any = None) -> list[Outcome]:
+        """Like :meth:`validate`, with GX validating only the ``changed`` rows (a boolean mask over ``frame``).
+
+        ``changed`` None: GX validates every row (full runs). Otherwise every expectation is also counted
+        on the whole frame, vectorised with pandas (:func:`whole_set`): the counts, the verdict of set-wide
+        expectations (uniqueness, a ``mostly`` share) and the samples cover every row, while GX validates
+        the rows that changed since the last committed run (the others passed its gate then). A check
+        fails when either fails (for a ``mostly`` expectation the share is the whole set's), and fails
+        closed when GX raises.
+        """
+        if changed is None:
+            return self.validate(name, frame, expectations)
+        if not expectations:
+            return []
+        t0 = time.perf_counter()
+        whole = [whole_set(frame, e, self.sample) for e in expectations]
+        self.whole_set_seconds += time.perf_counter() - t0
+        rows = np.flatnonzero(np.asarray(changed, dtype=bool))
+        if not len(rows):
+            return whole
+        subset = self.validate(name, frame.iloc[rows],
+                               [dataclasses.replace(e, mostly=None) for e in expectations])
+        out = []
+        for w, g in zip(whole, subset):
+            positions = list(dict.fromkeys([int(rows[i]) for i in g.unexpected_positions] + w.unexpected_positions))
+            success = w.success and not g.error and (g.success or w.expect.mostly is not None)
+            out.append(dataclasses.replace(w, success=success, error=g.error,
+                                           unexpected_positions=positions[:self.sample]))
+        return out
+
+
+def whole_set(frame: pd.DataFrame, e: Expect, sample: int = 20) -> Outcome:
+    """``e`` counted on every row of ``frame`` with vectorised pandas, as GX counts it.
+
+    ``not_null``: null values are unexpected. ``unique``: every row whose value another row shares
+    (nulls are missing, not compared). ``regex``: non-null values (as ``str``) ``re.search`` does not
+    match. ``max_length``: non-null values longer than ``max_length``. ``mostly``: the share of
+    expected among the non-missing values that must be reached.
+    """
+    column = frame[e.column]
+    null = column.isna().to_numpy()
+    if e.kind == "not_null":
+        bad, missing = null, 0
+    else:
+        missing = int(null.sum())
+        present = column[~null]
+        if e.kind == "unique":
+            bad_present = present.duplicated(keep=False).to_numpy()
+        elif e.kind == "regex":
+            bad_present = ~present.astype(str).str.contains(e.regex, regex=True).to_numpy(dtype=bool)
+        elif e.kind == "max_length":
+            bad_present = (present.astype(str).str.len() > e.max_length).to_numpy(dtype=bool)
+        else:  # pragma: no cover - Kind is closed
+            raise ValueError(f"unknown expectation kind {e.kind!r}")
+        bad = np.zeros(len(column), dtype=bool)
+        bad[np.flatnonzero(~null)[bad_present]] = True
+    unexpected = int(bad.sum())
+    base = len(column) - missing
+    if e.mostly is None:
+        success = unexpected == 0
+    else:
+        success = base == 0 or (base - unexpected) / base >= e.mostly
+    return Outcome(expect=e, success=success, element_count=len(column), unexpected_count=unexpected,
+                   missing_count=missing, unexpected_positions=[int(i) for i in np.flatnonzero(bad)[:sample]])
 
 
 def _snake(name: str) -> str:

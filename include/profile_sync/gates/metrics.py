@@ -84,6 +84,17 @@ def _value_count(values: pd.Series) -> int:
     return int(values.map(_value_count_one).sum()) if len(values) else 0
 
 
+SPACE_COLUMNS = ["anchor", "dn", "dn_norm", "in_scope", "object_type", "row_hash"]
+"""Connector-space columns the gate and the quarantine read (with :func:`reference_columns`)."""
+
+
+def reference_columns(directory: ResolvedDirectory) -> list[str]:
+    """Connector-space columns :func:`references` counts: reference properties and group members."""
+    cols = [attr_column(m.source) for m in directory.mappings.values()
+            if m.transform == "reference" and m.direction in ("import", "both")]
+    return list(dict.fromkeys(cols + [attr_column(a) for a in directory.member_attributes]))
+
+
 def references(space: pd.DataFrame, directory: ResolvedDirectory) -> int:
     """References the synchronization tries to resolve: reference properties of people, members of groups."""
     inside = space.loc[space["in_scope"]]

@@ -85,31 +85,29 @@ def insert_frame(conn: Connection, table: Table, frame: pd.DataFrame) -> int:
     return len(frame)
 
 
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+def _arrow_column(series: pd.Series, sql_type: Any) -> Any:
+    """One column as an Arrow array typed for PostgreSQL's CSV input (NULL: an empty unquoted field)."""
+    import pyarrow as pa
 
-
-def _copy_text(series: pd.Series, sql_type: Any) -> list[str]:
-    """One column in PostgreSQL's COPY text format: ``\\N`` for NULL, backslash escapes."""
-    if pd.api.types.is_datetime64_any_dtype(series.dtype):
-        values = pd.Series(series.dt.to_pydatetime(), index=series.index, dtype=object).to_numpy()
-    else:
-        values = series.to_numpy(dtype=object)
-    missing = pd.isna(series).to_numpy()
     python_type = _python_type(sql_type)
+    missing = pd.isna(series).to_numpy()
     if python_type is bool:
-        text = ["" if m else ("t" if v else "f") for v, m in zip(values, missing)]
-    elif python_type is bytes:
-        text = ["\\\\x" + bytes(v).hex() if not m else "" for v, m in zip(values, missing)]
-    elif python_type is int:
-        text = [str(int(v)) if not m else "" for v, m in zip(values, missing)]
-    elif python_type in (date, datetime):
-        text = [v.isoformat() if not m else "" for v, m in zip(values, missing)]
-    else:
-        text = [(v if isinstance(v, str) else str(v)).translate(_COPY_ESCAPES) if not m else ""
-                for v, m in zip(values, missing)]
-    if missing.any():
-        text = ["\\N" if m else t for t, m in zip(text, missing)]
-    return text
+        return pa.array(series.to_numpy(dtype=object), type=pa.bool_(), mask=missing)
+    if python_type is int:
+        return pa.array(series.to_numpy(dtype=object), type=pa.int64(), mask=missing)
+    if python_type is bytes:  # bytea's hex input form (photos: few, so per value)
+        values = ["\\x" + bytes(v).hex() if not m else None for v, m in zip(series.to_numpy(dtype=object), missing)]
+        return pa.array(values, type=pa.large_string())
+    if python_type is datetime and pd.api.types.is_datetime64_any_dtype(series.dtype):
+        return pa.array(series, from_pandas=True)  # written as ISO 8601 (with Z when time-zone aware)
+    if python_type in (date, datetime):
+        values = [v.isoformat() if not m else None for v, m in zip(series.to_numpy(dtype=object), missing)]
+        return pa.array(values, type=pa.large_string())
+    values = series.to_numpy(dtype=object)
+    try:
+        return pa.array(values, type=pa.large_string(), mask=missing)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # not all str: as str() gives them, as before
+        return pa.array([str(v) if not m else None for v, m in zip(values, missing)], type=pa.large_string())
 
 
 def _python_type(sql_type: Any) -> type | None:
@@ -120,21 +118,81 @@ def _python_type(sql_type: Any) -> type | None:
 
 
 def copy_frame(conn: Connection, table: Table, frame: pd.DataFrame) -> int:
-    """Bulk-load ``frame`` into ``table`` with PostgreSQL's ``COPY FROM STDIN`` (same transaction as ``conn``)."""
+    """Bulk-load ``frame`` into ``table`` with PostgreSQL's ``COPY FROM STDIN`` (same transaction as ``conn``).
+
+    The rows go as CSV written by Arrow's C++ writer from the columns (no per-row Python): strings are
+    always quoted, so an empty string stays one and an unquoted empty field is NULL (PostgreSQL's CSV rules).
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+
     columns = [table.c[c] for c in frame.columns]
-    text_columns = [_copy_text(frame[c.name], c.type) for c in columns]
-    buffer = io.StringIO()
-    buffer.writelines("\t".join(row) + "\n" for row in zip(*text_columns))
+    arrow = pa.Table.from_arrays([_arrow_column(frame[c.name], c.type) for c in columns],
+                                 names=[c.name for c in columns])
+    buffer = io.BytesIO()
+    pa_csv.write_csv(arrow, buffer, pa_csv.WriteOptions(include_header=False, quoting_style="needed"))
     buffer.seek(0)
     quote = conn.dialect.identifier_preparer.quote
     target = quote(table.name) if table.schema is None else f"{quote(table.schema)}.{quote(table.name)}"
-    sql = f"COPY {target} ({', '.join(quote(c.name) for c in columns)}) FROM STDIN"
+    sql = f"COPY {target} ({', '.join(quote(c.name) for c in columns)}) FROM STDIN WITH (FORMAT csv)"
     cursor = conn.connection.dbapi_connection.cursor()
     try:
         cursor.copy_expert(sql, buffer)
     finally:
         cursor.close()
     return len(frame)
+
+
+_COPY_OUT_TYPES = (str, bool, int, date, bytes)
+
+
+def copy_out_frame(conn: Connection, table: Table, columns: list[Column]) -> pd.DataFrame | None:
+    """Every row of ``columns`` of ``table`` through PostgreSQL's ``COPY … TO STDOUT`` (CSV, parsed by Arrow's
+    C++ reader), as an object frame of the Python values a SELECT gives (None for NULL). None: not
+    PostgreSQL through psycopg2, or a column type this path does not read (the caller SELECTs).
+
+    PostgreSQL's CSV writes NULL as an empty unquoted field and an empty string as ``""``; booleans as
+    ``t``/``f``; ``bytea`` is selected as ``encode(…, 'hex')``.
+    """
+    if not (conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg2") or not columns:
+        return None
+    kinds = [_python_type(c.type) for c in columns]
+    if any(k not in _COPY_OUT_TYPES for k in kinds):
+        return None
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+
+    quote = conn.dialect.identifier_preparer.quote
+    target = quote(table.name) if table.schema is None else f"{quote(table.schema)}.{quote(table.name)}"
+    selected = ", ".join(f"encode({quote(c.name)}, 'hex')" if k is bytes else quote(c.name)
+                         for c, k in zip(columns, kinds))
+    sql = f"COPY (SELECT {selected} FROM {target}) TO STDOUT WITH (FORMAT csv)"
+    buffer = io.BytesIO()
+    cursor = conn.connection.dbapi_connection.cursor()
+    try:
+        cursor.copy_expert(sql, buffer)
+    finally:
+        cursor.close()
+    names = [c.name for c in columns]
+    if not buffer.tell():
+        return pd.DataFrame({n: pd.Series(dtype=object) for n in names})
+    arrow_types = {str: pa.large_string(), bool: pa.bool_(), int: pa.int64(), date: pa.date32(),
+                   bytes: pa.large_string()}
+    buffer.seek(0)
+    parsed = pa_csv.read_csv(
+        buffer,
+        read_options=pa_csv.ReadOptions(column_names=names, use_threads=False),
+        parse_options=pa_csv.ParseOptions(newlines_in_values=True),
+        convert_options=pa_csv.ConvertOptions(
+            column_types={n: arrow_types[k] for n, k in zip(names, kinds)}, null_values=[""],
+            strings_can_be_null=True, quoted_strings_can_be_null=False, true_values=["t"], false_values=["f"]))
+    data: dict[str, Any] = {}
+    for name, kind in zip(names, kinds):
+        values = parsed.column(name).to_pylist()
+        if kind is bytes:
+            values = [bytes.fromhex(v) if v is not None else None for v in values]
+        data[name] = pd.Series(values, dtype=object)
+    return pd.DataFrame(data, columns=names)
 
 
 def stage_frame(conn: Connection, name: str, like: Table, frame: pd.DataFrame, columns: list[str],
@@ -306,8 +364,10 @@ class ProfileStore:
     def _frame(conn: Connection, table: Table, skip: set[str], actual: set[str] | None = None) -> pd.DataFrame:
         wanted = [c for c in table.c if c.name not in skip]
         cols = [c for c in wanted if actual is None or c.name in actual]
-        result = conn.execute(select(*cols))
-        frame = pd.DataFrame([tuple(r) for r in result.fetchall()], columns=[c.name for c in cols], dtype=object)
+        frame = copy_out_frame(conn, table, cols)
+        if frame is None:
+            result = conn.execute(select(*cols))
+            frame = pd.DataFrame([tuple(r) for r in result.fetchall()], columns=[c.name for c in cols], dtype=object)
         for c in wanted:
             if c.name not in frame.columns:
                 frame[c.name] = None

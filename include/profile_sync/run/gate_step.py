@@ -35,13 +35,14 @@ import pandas as pd
 
 from profile_sync.config.presets import ResolvedDirectory
 from profile_sync.gates.errors import GateFailedError, GateNotApprovedError, GateOverrideError
-from profile_sync.gates.export_gate import GATE, SAMPLE, GateInputs, evaluate_export_gate
-from profile_sync.gates.metrics import in_scope_people
+from profile_sync.gates.export_gate import GATE, SAMPLE, ChangedRows, GateInputs, evaluate_export_gate
+from profile_sync.gates.metrics import SPACE_COLUMNS, in_scope_people, reference_columns
 from profile_sync.gates.report import GateOverride, GateReport
 from profile_sync.profile_store.schema import property_specs
 from profile_sync.run.context import RunContext
 from profile_sync.status.lineage import last_changed_key, record_changes
 from profile_sync.sync.connector_space import HELD_COLUMNS
+from profile_sync.sync.delta import DELTA_KEY, changed_objects
 from profile_sync.sync.pending_exports import PendingExports
 from profile_sync.sync.quarantine import current_entries, update_quarantine
 
@@ -74,13 +75,31 @@ def _baseline(ctx: RunContext, name: str, committed: dict[str, Any]) -> int | No
     return in_scope_people(space) if space is not None else None
 
 
-def _frame(ctx: RunContext, key: str, columns: list[str] | None = None) -> pd.DataFrame:
-    frame = ctx.state.read_frame(key)
+def _frame(ctx: RunContext, key: str, empty: list[str] | None = None, columns: list[str] | None = None
+           ) -> pd.DataFrame:
+    """The run's frame ``key`` (only ``columns`` of it, when given); missing: an empty frame of ``empty``
+    columns, or an error when ``empty`` is None."""
+    frame = ctx.state.read_frame(key, columns)
     if frame is None:
-        if columns is None:
+        if empty is None:
             raise RuntimeError(f"frame {key!r} missing: an earlier step did not run")
-        return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in empty})
     return frame
+
+
+def _changed_rows(ctx: RunContext, names: list[str], spaces: dict[str, pd.DataFrame],
+                  pending: PendingExports) -> ChangedRows | None:
+    """The objects changed since the committed state (whose run passed this gate), and the profiles the pending
+    exports touch; GX then validates only those rows (full and incremental runs alike: a full run reads
+    everything, but what it reads unchanged was validated by the committed run). None (GX validates every
+    row): no committed connector space to compare with (the first run, or a new connection)."""
+    anchors = {}
+    for n in names:
+        before = ctx.store.read_committed_frame(f"cs/{n}", columns=DELTA_KEY)
+        if before is None or not set(DELTA_KEY) <= set(before.columns) or not set(DELTA_KEY) <= set(spaces[n].columns):
+            return None
+        anchors[n] = changed_objects(before, spaces[n])[0]
+    return ChangedRows(anchors, frozenset(pending.people["profile_id"]))
 
 
 def needs_approval(report: GateReport) -> bool:
@@ -99,7 +118,9 @@ def run_export_gate(ctx: RunContext, pending: PendingExports, directories: list[
     is enabled and this is not a dry run)."""
     now = _now()
     names = [d.name for d in directories]
-    spaces = {n: _frame(ctx, f"cs/{n}") for n in names}
+    # Only the columns the gate and the quarantine read (not every attribute of every object).
+    spaces = {d.name: _frame(ctx, f"cs/{d.name}", columns=[*SPACE_COLUMNS, *reference_columns(d)])
+              for d in directories}
     held = {n: _frame(ctx, f"held/{n}", HELD_COLUMNS) for n in names}
     store_people = _frame(ctx, "ps/people")
     store_groups = _frame(ctx, "ps/groups")
@@ -112,6 +133,7 @@ def run_export_gate(ctx: RunContext, pending: PendingExports, directories: list[
         specs=property_specs(ctx.settings), limits={n: ctx.settings.gate_limits(n) for n in names},
         baselines={n: _baseline(ctx, n, committed) for n in names},
         previous_space=lambda n: ctx.store.read_committed_frame(f"cs/{n}"),
+        changed=_changed_rows(ctx, names, spaces, pending),
     )
     override = None
     if ctx.override_gates:

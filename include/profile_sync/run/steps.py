@@ -486,7 +486,7 @@ def import_profile_store(ctx: RunContext) -> Summary:
     carried = ctx.store.read_committed_frame("ps/carry")
     changed = set(snapshot.changed_people) | (set(carried["profile_id"]) if carried is not None else set())
     ctx.state.write_frame("ps/changed", pd.DataFrame({"profile_id": sorted(changed)}, dtype=object))
-    _write_profile_store_space(ctx, snapshot)
+    _write_profile_store_space(ctx, snapshot, base if delta else None)
     if not snapshot.exists:
         return {"skipped": True, "reason": "the profile store has no tables yet (first run)"}
     return {"skipped": False, "delta": delta, "changed_in_store": len(changed), "people": len(snapshot.people),
@@ -514,10 +514,13 @@ def _snapshot(read, values: dict):  # noqa: ANN001, ANN202
     return ProfileStoreSnapshot(*frames, exists=True, seq=seq)
 
 
-def _write_profile_store_space(ctx: RunContext, snapshot) -> None:  # noqa: ANN001
-    ctx.state.write_frame("ps/people", snapshot.people)
-    ctx.state.write_frame("ps/groups", snapshot.groups)
-    ctx.state.write_frame("ps/memberships", snapshot.memberships)
+def _write_profile_store_space(ctx: RunContext, snapshot, base=None) -> None:  # noqa: ANN001
+    """Write the snapshot's frames; those a delta import left as ``base`` had them (the same frame) are not
+    rewritten: the run's state already refers to them."""
+    for name in PS_FRAMES:
+        frame = getattr(snapshot, name)
+        if base is None or frame is not getattr(base, name):
+            ctx.state.write_frame(f"ps/{name}", frame)
     ctx.state.set_value("watermark/profile_store", snapshot.seq)
     ctx.state.write_frame("ps/property_values", snapshot.values)
     ctx.state.commit_step()
@@ -683,7 +686,7 @@ def confirm_profile_store(ctx: RunContext) -> Summary:
     mismatches = _confirm(exported, snapshot.people, columns)
     carry = set(snapshot.changed_people) | {m["profile_id"] for m in mismatches}
     ctx.state.write_frame("ps/carry", pd.DataFrame({"profile_id": sorted(carry)}, dtype=object))
-    _write_profile_store_space(ctx, snapshot)
+    _write_profile_store_space(ctx, snapshot, base)
     return {"confirmed": len(exported) - len(mismatches), "errors": len(mismatches),
             "changed_by_others": len(carry), "mismatch_samples": mismatches[:SAMPLE]}
 

@@ -81,3 +81,62 @@ def test_gx_is_imported_only_when_a_gate_runs():
             "print('great_expectations' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
     assert out.stdout.strip() == "False"
+
+
+# -- incremental runs: GX on the changed rows, whole-set counts vectorised ---------------------
+WHOLE_SET_CASES = [
+    ("unique", pd.DataFrame({"anchor": ["a", None, "b", "a", "c", "c", None]}), Expect("unique", "anchor")),
+    ("not_null", pd.DataFrame({"anchor": ["a", None, "c", None]}), Expect("not_null", "anchor")),
+    ("regex", pd.DataFrame({"work_email": [f"u{i}@contoso.com" for i in range(20)] + ["bad", None, "x@y"]}),
+     Expect("regex", "work_email", regex=EMAIL_REGEX, mostly=0.9)),
+    ("max_length", pd.DataFrame({"title": ["short", "x" * 11, None, "y" * 10]}), Expect("max_length", "title", max_length=10)),
+]
+
+
+@pytest.mark.parametrize(("name", "frame", "expect"), WHOLE_SET_CASES, ids=[c[0] for c in WHOLE_SET_CASES])
+def test_whole_set_counts_as_gx_counts(gx, name, frame, expect):
+    from profile_sync.gates.expectations import whole_set
+
+    (g,) = gx.validate(name, frame, [expect])
+    w = whole_set(frame, expect, sample=5)
+    assert (w.success, w.element_count, w.unexpected_count, w.missing_count, w.unexpected_positions) == \
+        (g.success, g.element_count, g.unexpected_count, g.missing_count, g.unexpected_positions)
+
+
+def test_gx_validates_only_the_changed_rows_and_the_whole_set_still_counts():
+    runner = GxRunner(sample=5)
+    frame = pd.DataFrame({"anchor": ["a", "b", "c", "d", "b"]})
+    changed = [False, False, False, False, True]  # the new "b" duplicates an unchanged row
+    present, unique = runner.validate_changed("cs", frame, [Expect("not_null", "anchor"), Expect("unique", "anchor")],
+                                              changed)
+    assert runner.rows_validated == 1  # GX saw the changed row only
+    assert present.success and present.element_count == 5
+    assert not unique.success and unique.unexpected_count == 2 and unique.unexpected_positions == [1, 4]
+
+
+def test_a_changed_row_gx_rejects_fails_the_expectation():
+    runner = GxRunner(sample=5)
+    frame = pd.DataFrame({"title": ["ok", "x" * 11, "fine"]})
+    (o,) = runner.validate_changed("pending", frame, [Expect("max_length", "title", max_length=10)],
+                                   [False, True, False])
+    assert not o.success and o.unexpected_count == 1 and o.unexpected_positions == [1]
+
+
+def test_a_mostly_share_is_the_whole_sets_not_the_changed_rows():
+    runner = GxRunner(sample=5)
+    emails = [f"u{i}@contoso.com" for i in range(99)] + ["not an address"]
+    changed = [False] * 98 + [True, True]  # half of the changed rows are invalid, 1 % of all
+    (o,) = runner.validate_changed("people", pd.DataFrame({"work_email": emails}),
+                                   [Expect("regex", "work_email", regex=EMAIL_REGEX, mostly=0.98)], changed)
+    assert o.success and o.unexpected_count == 1 and o.unexpected_positions == [99]
+    assert runner.rows_validated == 2
+
+
+def test_nothing_changed_means_gx_is_never_imported():
+    code = ("import sys, pandas as pd; from profile_sync.gates.expectations import Expect, GxRunner; "
+            "r = GxRunner(); (o,) = r.validate_changed('cs', pd.DataFrame({'a': ['x', 'x']}), "
+            "[Expect('unique', 'a')], [False, False]); "
+            "assert not o.success and o.unexpected_count == 2, o; "
+            "print('great_expectations' in sys.modules, r.rows_validated)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.split() == ["False", "0"]

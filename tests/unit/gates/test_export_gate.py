@@ -91,7 +91,7 @@ def _failed(report) -> dict:
 def test_the_staged_frames_pass(staged):
     report = evaluate_export_gate(inputs(staged))
     assert report.passed, [c.message for c in report.failed_checks]
-    assert set(report.timings) == {"gx_import_s", "gx_validate_s", "metrics_s", "total_s"}
+    assert set(report.timings) == {"gx_import_s", "gx_validate_s", "gx_rows", "whole_set_s", "metrics_s", "total_s"}
 
 
 def test_the_report_carries_what_its_runner_measured(staged):
@@ -172,3 +172,35 @@ def test_an_override_only_covers_overridable_checks(staged):
     assert set(_failed(report)) == {"source_shrink"}
     assert report.overridden and report.allows_export and report.overridden_by == "alice"
     assert report.to_dict()["checks"][1]["overridden"] is True
+
+
+# -- with a committed state: GX validates the changed rows; whole-set checks still see every row --------
+def test_an_incremental_gate_with_nothing_changed_needs_no_gx_and_passes(staged):
+    import dataclasses
+
+    from profile_sync.gates.export_gate import ChangedRows
+    from profile_sync.gates.expectations import GxRunner
+
+    runner = GxRunner(5)
+    unchanged = ChangedRows({"contoso": frozenset()}, frozenset())
+    nothing = _adds(staged).iloc[0:0]  # no pending export
+    report = evaluate_export_gate(dataclasses.replace(inputs(staged, people=nothing), changed=unchanged), runner=runner)
+    full = evaluate_export_gate(inputs(staged, people=nothing))
+    assert report.passed, [c.message for c in report.failed_checks]
+    assert report.timings["gx_rows"] == 0 and runner.rows_validated == 0
+    assert [(c.name, c.observed) for c in report.checks] == [(c.name, c.observed) for c in full.checks]
+
+
+def test_an_incremental_gate_catches_a_changed_object_duplicating_an_unchanged_anchor(staged):
+    import dataclasses
+
+    from profile_sync.gates.export_gate import ChangedRows
+
+    space = staged.inspector().store.read_committed_frame("cs/contoso")
+    twin = space.iloc[[0]].assign(dn="CN=Twin,OU=Users,DC=contoso,DC=com")
+    changed = ChangedRows({"contoso": frozenset([space.iloc[0]["anchor"]])}, frozenset())
+    report = evaluate_export_gate(dataclasses.replace(inputs(staged, space=pd.concat([space, twin], ignore_index=True)),
+                                                      changed=changed), OVERRIDE)
+    bad = _failed(report)["anchors_unique"]
+    assert {s["dn"] for s in bad.samples} == {space.iloc[0]["dn"], "CN=Twin,OU=Users,DC=contoso,DC=com"}
+    assert report.timings["gx_rows"] > 0 and not report.allows_export

@@ -1,0 +1,65 @@
+"""PostgreSQL bulk paths: COPY in (CSV written by Arrow) and COPY out (CSV read by Arrow) keep every value."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+from sqlalchemy import BigInteger, Boolean, Column, Date, DateTime, LargeBinary, MetaData, String, Table, Text, create_engine, select
+
+from profile_sync.profile_store.store import copy_frame, copy_out_frame
+
+NOW = dt.datetime(2026, 12, 6, 6, 14, 50, 873269, tzinfo=dt.timezone.utc)
+
+
+def _table() -> Table:
+    return Table("bulk", MetaData(), Column("s", String(50)), Column("b", Boolean), Column("i", BigInteger),
+                 Column("d", Date), Column("bin", LargeBinary), Column("tx", Text))
+
+
+def _frame() -> pd.DataFrame:
+    return pd.DataFrame({
+        "s": ["x", "", None, 'q"u,o\nte\\N', "\\N", "NULL"],  # empty is not NULL; CSV's specials survive
+        "b": [True, False, None, True, True, None],
+        "i": [1, None, 3, 2**40, 0, -5],
+        "d": [dt.date(2020, 1, 2), None, dt.date(1999, 12, 31), None, None, None],
+        "bin": [b"\x00\x01", None, b"", b"\\x", None, None],
+        "tx": ["a\tb", "\r\n", None, "é€😀", "", "x"],
+    })
+
+
+def test_copy_in_and_out_keep_every_value_as_a_select_reads_it(postgres_url):
+    engine = create_engine(postgres_url)
+    t = _table()
+    t.metadata.create_all(engine)
+    try:
+        with engine.connect() as c:
+            empty = copy_out_frame(c, t, list(t.c))
+        assert empty is not None and empty.empty and list(empty.columns) == [c.name for c in t.c]
+        with engine.begin() as c:
+            assert copy_frame(c, t, _frame()) == 6
+        with engine.connect() as c:
+            selected = [tuple(r) for r in c.execute(select(t)).fetchall()]
+            copied = copy_out_frame(c, t, list(t.c))
+        assert selected == [tuple(_frame().astype(object).where(_frame().notna(), None).iloc[i])
+                            for i in range(6)]
+        assert [tuple(r) for r in copied.itertuples(index=False)] == selected
+        assert {type(v) for r in copied.itertuples(index=False) for v in r} <= {str, bool, int, bytes, dt.date,
+                                                                                type(None)}
+    finally:
+        engine.dispose()
+
+
+def test_timestamps_go_in_by_copy_and_come_out_by_select(postgres_url):
+    engine = create_engine(postgres_url)
+    t = Table("stamped", MetaData(), Column("k", String(10)), Column("at", DateTime(timezone=True)))
+    t.metadata.create_all(engine)
+    try:
+        with engine.begin() as c:
+            copy_frame(c, t, pd.DataFrame({"k": ["a", "b"]}).assign(at=[pd.Timestamp(NOW), pd.NaT]))
+        with engine.connect() as c:
+            assert copy_out_frame(c, t, list(t.c)) is None  # not a type COPY out reads: the caller SELECTs
+            rows = sorted(tuple(r) for r in c.execute(select(t)).fetchall())
+        assert rows == [("a", NOW), ("b", None)]
+    finally:
+        engine.dispose()
