@@ -89,10 +89,13 @@ def _frame(ctx: RunContext, key: str, empty: list[str] | None = None, columns: l
 
 def _changed_rows(ctx: RunContext, names: list[str], spaces: dict[str, pd.DataFrame],
                   pending: PendingExports) -> ChangedRows | None:
-    """The objects changed since the committed state (whose run passed this gate), and the profiles the pending
-    exports touch; GX then validates only those rows (full and incremental runs alike: a full run reads
-    everything, but what it reads unchanged was validated by the committed run). None (GX validates every
-    row): no committed connector space to compare with (the first run, or a new connection)."""
+    """In an incremental run, the objects changed since the committed state (whose run passed this gate) and
+    the profiles the pending exports touch: GX then validates only those rows. None — GX validates every row —
+    in a full run (the administrator's way to check everything again: after a change of expectations, of
+    the engine, or of data an earlier version wrote) and when there is no committed connector space to
+    compare with (the first run, or a new connection)."""
+    if ctx.state.get_value("run/mode") != "incremental":
+        return None
     anchors = {}
     for n in names:
         before = ctx.store.read_committed_frame(f"cs/{n}", columns=DELTA_KEY)
