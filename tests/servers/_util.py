@@ -17,7 +17,8 @@ import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TypeVar
+from types import TracebackType
+from typing import Any, TypeVar
 
 __all__ = [
     "LOOPBACK",
@@ -292,3 +293,56 @@ def remove_tree(path: Path | None) -> None:
     """Delete a temp tree, tolerating a partially created or already removed one."""
     if path is not None and path.exists():
         shutil.rmtree(path, ignore_errors=True)
+
+
+class ManagedServer:
+    """What every throwaway server shares: ``close()`` stops it and removes the work folder it created;
+    as a context manager it starts, and closes even when the start fails half-way."""
+
+    workdir: Path
+    _own_workdir: bool
+
+    def start(self) -> Any:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """stop() and remove the temp dir (if this object created it)."""
+        try:
+            self.stop()
+        finally:
+            if self._own_workdir:
+                remove_tree(self.workdir)
+
+    def __enter__(self) -> Any:
+        try:
+            return self.start()
+        except BaseException:
+            self.close()
+            raise
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+
+class ProcessServer(ManagedServer):
+    """A server that is one supervised process (``self._proc``): stopped by PID, or killed (a crash)."""
+
+    _proc: ServerProcess | None
+    stop_timeout: float = 10.0
+    """Seconds stop() waits after SIGTERM before SIGKILL of the process group."""
+
+    def stop(self, timeout: float | None = None) -> None:
+        """SIGTERM by PID and wait (bounded; SIGKILL after ``timeout``)."""
+        if self._proc is not None:
+            self._proc.stop(timeout=self.stop_timeout if timeout is None else timeout)
+            self._proc = None
+
+    def kill(self) -> None:
+        """SIGKILL at once (a server dying mid-request); start() works again after."""
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc = None

@@ -16,16 +16,15 @@ import shutil
 import signal
 import time
 from pathlib import Path
-from types import TracebackType
 
 from ._util import (
+    ProcessServer,
     LOOPBACK,
     MissingBinaryError,
     ServerError,
     ServerProcess,
     free_port,
     make_temp_dir,
-    remove_tree,
     run,
     wait_until,
 )
@@ -49,12 +48,14 @@ def _pg_bin_dir() -> Path:
     return majors[-1]
 
 
-class PostgresServer:
+class PostgresServer(ProcessServer):
     """PostgreSQL for tests. ``with PostgresServer() as pg: create_engine(pg.url)``.
 
     Properties: ``url`` (SQLAlchemy, psycopg2), ``dsn`` (libpq keywords), ``host``,
     ``port``, ``user``, ``password``, ``database``, ``socket_dir``.
     """
+
+    stop_timeout = 20.0  # a fast shutdown of the postmaster and its backends
 
     superuser = "postgres"
 
@@ -208,40 +209,6 @@ class PostgresServer:
         pw = self.password.replace("'", "''")
         self.psql(f"CREATE ROLE \"{self.user}\" LOGIN PASSWORD '{pw}'")
         self.psql(f"CREATE DATABASE \"{self.database}\" OWNER \"{self.user}\"")
-
-    def stop(self, timeout: float = 20.0) -> None:
-        """Fast shutdown by the postmaster's PID (bounded; SIGKILL of its group after)."""
-        if self._proc is not None:
-            self._proc.stop(timeout=timeout)
-            self._proc = None
-
-    def kill(self) -> None:
-        """SIGKILL the postmaster and its backends (crash). start() recovers."""
-        if self._proc is not None:
-            self._proc.kill()
-            self._proc = None
-
-    def close(self) -> None:
-        try:
-            self.stop()
-        finally:
-            if self._own_workdir:
-                remove_tree(self.workdir)
-
-    def __enter__(self) -> PostgresServer:
-        try:
-            return self.start()
-        except BaseException:
-            self.close()
-            raise
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def reset_database(self) -> None:
         """Drop and re-create the test database (fast; for per-test isolation)."""

@@ -11,15 +11,14 @@ from __future__ import annotations
 import socket
 import time
 from pathlib import Path
-from types import TracebackType
 
 from ._util import (
+    ProcessServer,
     LOOPBACK,
     ServerError,
     ServerProcess,
     free_port,
     make_temp_dir,
-    remove_tree,
     require_binary,
     wait_until,
 )
@@ -27,7 +26,7 @@ from ._util import (
 __all__ = ["RedisServer"]
 
 
-class RedisServer:
+class RedisServer(ProcessServer):
     """Redis for tests. ``with RedisServer() as redis: redis.url``  →  ``redis://127.0.0.1:PORT/0``."""
 
     def __init__(self, *, workdir: Path | None = None, start_timeout: float = 15.0) -> None:
@@ -94,32 +93,3 @@ class RedisServer:
         with socket.create_connection((self.host, self.port), timeout=1) as sock:
             sock.sendall(b"PING\r\n")
             return sock.recv(64).startswith(b"+PONG")
-
-    def stop(self, timeout: float = 10.0) -> None:
-        if self._proc is not None:
-            self._proc.stop(timeout=timeout)
-            self._proc = None
-
-    def kill(self) -> None:
-        """SIGKILL Redis (a crash); everything it held is gone."""
-        if self._proc is not None:
-            self._proc.kill()
-            self._proc = None
-
-    def close(self) -> None:
-        try:
-            self.stop()
-        finally:
-            if self._own_workdir:
-                remove_tree(self.workdir)
-
-    def __enter__(self) -> RedisServer:
-        try:
-            return self.start()
-        except BaseException:
-            self.close()
-            raise
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()

@@ -31,12 +31,12 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import Literal
 
 from ._ldif import Entry, read_ldif, write_ldif
 from ._tls import TlsFiles, make_server_certificate
 from ._util import (
+    ManagedServer,
     LOOPBACK,
     MissingBinaryError,
     ServerError,
@@ -67,7 +67,7 @@ def _clean_env() -> dict[str, str]:
     return env
 
 
-class SambaDC:
+class SambaDC(ManagedServer):
     """Samba AD DC for tests. ``with SambaDC() as dc:`` provisions and starts it.
 
     Properties: ``uri`` / ``ldaps_uri`` (root-namespace loopback), ``base_dn``
@@ -438,29 +438,6 @@ class SambaDC:
         if self._samba is not None:
             self._samba.kill()
             self._samba = None
-
-    def close(self) -> None:
-        """stop() and delete the temp dir (if this object created it)."""
-        try:
-            self.stop()
-        finally:
-            if self._own_workdir:
-                remove_tree(self.workdir)
-
-    def __enter__(self) -> SambaDC:
-        try:
-            return self.start()
-        except BaseException:
-            self.close()
-            raise
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # ----------------------------------------------------------------- seeding
 

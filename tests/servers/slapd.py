@@ -24,12 +24,12 @@ import shutil
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import Literal
 
 from ._ldif import Entry, write_ldif
 from ._tls import TlsFiles, make_server_certificate
 from ._util import (
+    ProcessServer,
     LOOPBACK,
     MissingBinaryError,
     ServerError,
@@ -55,7 +55,7 @@ def _copy_tree(src: Path, dest: Path) -> None:
     run(["cp", "-a", "--sparse=always", str(src), str(dest)], timeout=600, what="cp -a")
 
 
-class SlapdServer:
+class SlapdServer(ProcessServer):
     """slapd for tests. ``with SlapdServer() as ldap:`` configures and starts it.
 
     Properties: ``uri`` / ``ldaps_uri``, ``port`` / ``ldaps_port``, ``base_dn``,
@@ -371,41 +371,6 @@ class SlapdServer:
             return bool(conn.bind())
         finally:
             conn.unbind()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """SIGTERM by PID and wait (bounded; SIGKILL after *timeout*)."""
-        if self._proc is not None:
-            self._proc.stop(timeout=timeout)
-            self._proc = None
-
-    def kill(self) -> None:
-        """SIGKILL slapd at once (a server dying mid-search). start() works again after."""
-        if self._proc is not None:
-            self._proc.kill()
-            self._proc = None
-
-    def close(self) -> None:
-        """stop() and remove the temp dir (if this object created it)."""
-        try:
-            self.stop()
-        finally:
-            if self._own_workdir:
-                remove_tree(self.workdir)
-
-    def __enter__(self) -> SlapdServer:
-        try:
-            return self.start()
-        except BaseException:
-            self.close()
-            raise
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # ----------------------------------------------------------------- snapshots
 
