@@ -335,6 +335,14 @@ class ProcessServer(ManagedServer):
     stop_timeout: float = 10.0
     """Seconds stop() waits after SIGTERM before SIGKILL of the process group."""
 
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.alive()
+
     def stop(self, timeout: float | None = None) -> None:
         """SIGTERM by PID and wait (bounded; SIGKILL after ``timeout``)."""
         if self._proc is not None:

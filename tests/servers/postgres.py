@@ -110,14 +110,6 @@ class PostgresServer(ProcessServer):
         return (f"host={self.host} port={self.port} dbname={self.database} "
                 f"user={self.user} password={self.password}")
 
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None else None
-
-    @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.alive()
-
     # ----------------------------------------------------------------- lifecycle
 
     def _bin(self, name: str) -> str:

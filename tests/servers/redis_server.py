@@ -49,14 +49,6 @@ class RedisServer(ProcessServer):
         """``redis://127.0.0.1:PORT/<db>`` (no password: loopback only, protected mode on)."""
         return f"redis://{self.host}:{self.port}/{db}"
 
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None else None
-
-    @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.alive()
-
     def start(self) -> RedisServer:
         if self.running:
             return self

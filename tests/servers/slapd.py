@@ -146,14 +146,6 @@ class SlapdServer(ProcessServer):
             raise ServerError("SlapdServer(tls=False) has no CA file")
         return self._tls_files.ca_file
 
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None else None
-
-    @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.alive()
-
     def bind_user_dn(self, name: str, kind: BindUserKind = "reader") -> str:
         return f"cn={name},ou={_KIND_OU[kind]},ou=system,{self.base_dn}"
 
