@@ -98,8 +98,14 @@ def build_dag(kind: str) -> DAG:
             from profile_sync.run import steps
             from profile_sync_airflow.tasks import run_context, terminal_errors_fail
 
+            from profile_sync.errors import TransientError
+
             with terminal_errors_fail():
-                summary = steps.start_run(run_context(get_current_context()))
+                try:
+                    summary = steps.start_run(run_context(get_current_context()))
+                except TransientError as exc:  # the database busy or restarting: poke again (the timeout bounds it)
+                    logging.getLogger(__name__).warning("start_run: %s; trying again at the next poke", exc)
+                    return PokeReturnValue(is_done=False)
             if summary is not None and summary.get("skipped"):
                 from airflow.sdk.exceptions import AirflowSkipException
 

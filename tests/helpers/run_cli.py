@@ -3,7 +3,8 @@
     python -m tests.helpers.run_cli CONFIG PROJECT_ROOT DAG_ID RUN_ID MODE [WAIT_SECONDS]
 
 Connections come as JSON in ``PROFILE_SYNC_TEST_CONNECTIONS`` (conn_id → URI). Waits for the lease like
-the ``start_run`` sensor (polling, up to WAIT_SECONDS), then runs every step with a fresh context.
+the ``start_run`` sensor (polling, up to WAIT_SECONDS), then runs every step with a fresh context, retrying
+a transient error as the DAG's tasks do (``run_sync(retries=True)``).
 ``PROFILE_SYNC_FAULT`` (profile_sync/faults.py) makes the process SIGKILL itself at that point.
 Exit 0: success; 1: the run failed (the error is printed); 3: the lease never came.
 """
@@ -32,7 +33,7 @@ def main(argv: list[str]) -> int:
     deadline = time.monotonic() + wait
     while True:
         try:
-            out = run_sync(ctx)
+            out = run_sync(ctx, retries=True)
             break
         except LeaseHeldError:
             if time.monotonic() >= deadline:

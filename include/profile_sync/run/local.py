@@ -9,9 +9,11 @@ Airflow task is a fresh process.
 
 from __future__ import annotations
 
-from typing import Any
+import time
+from typing import Any, Callable
 
 from profile_sync.config.loader import resolved_directories
+from profile_sync.errors import TransientError
 from profile_sync.run import plan, steps
 from profile_sync.run.context import RunContext
 from profile_sync.state.errors import LeaseHeldError
@@ -30,9 +32,32 @@ def step_calls(ctx: RunContext) -> list[tuple[str, plan.Step, str | None]]:
     return out
 
 
-def run_sync(ctx: RunContext) -> dict[str, Any]:
-    """Run one synchronization; returns the summaries by step (raises what a step raises)."""
-    started = steps.start_run(ctx.fresh())
+DAG_RETRIES = 1
+"""The DAG's default task retries (``default_args``); a step's own ``retries`` wins; ``release_run`` has 2."""
+
+
+def _attempts(call: Callable[[], Any], retries: int, delay: float) -> Any:
+    """``call`` with Airflow's retries: a transient error (the database busy, a server restarting) runs the
+    step again, in a fresh context, up to ``retries`` more times; anything else is raised at once."""
+    for attempt in range(retries + 1):
+        try:
+            return call()
+        except TransientError:
+            if attempt == retries:
+                raise
+            time.sleep(delay)
+
+
+def run_sync(ctx: RunContext, retries: bool = False, retry_delay: float = 1.0) -> dict[str, Any]:
+    """Run one synchronization; returns the summaries by step (raises what a step raises).
+
+    ``retries=True`` runs it the way the DAG does under a scheduler: ``start_run`` treats a transient error
+    as "not yet" (the sensor pokes again), each step is retried after a transient error as often as its task
+    is (``retry_delay`` seconds apart instead of the DAG's 30). Off by default, so that a test sees the first
+    error a step raises.
+    """
+    n = (lambda s: (s.retries if s.retries is not None else DAG_RETRIES)) if retries else (lambda s: 0)
+    started = _attempts(lambda: steps.start_run(ctx.fresh()), 3 if retries else 0, retry_delay)
     if started is None:
         holder = ctx.fresh().lease.record() or {"owner": "?", "expires_at": "?"}
         raise LeaseHeldError(holder["owner"], holder["expires_at"])
@@ -42,7 +67,10 @@ def run_sync(ctx: RunContext) -> dict[str, Any]:
     try:
         for label, s, connection in step_calls(ctx):
             fn = plan.engine_function(s)
-            out[label] = fn(ctx.fresh(), connection) if connection is not None else fn(ctx.fresh())
+            out[label] = _attempts(
+                lambda fn=fn, connection=connection: (fn(ctx.fresh(), connection) if connection is not None
+                                                     else fn(ctx.fresh())),
+                n(s), retry_delay)
     finally:
-        out["release_run"] = steps.release_run(ctx.fresh())
+        out["release_run"] = _attempts(lambda: steps.release_run(ctx.fresh()), 2 if retries else 0, retry_delay)
     return out
