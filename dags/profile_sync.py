@@ -2,7 +2,9 @@
 
 Both are built by one factory from the configuration (``PROFILE_SYNC_CONFIG``).
 Each task calls exactly one engine step (``include/profile_sync/run/steps.py``),
-in the order of ``include/profile_sync/run/plan.py``, and returns a small summary.
+in the order of ``include/profile_sync/run/plan.py``, and returns a small summary — or, with
+``tasks.<kind>: fused``, two tasks run the steps before and after the export approval, each
+step still loading its state from the state store.
 The run history, gate reports and counts live in the coordination tables of the
 profile-store database; see README.md.
 """
@@ -51,6 +53,26 @@ def _task(step: Step, call_kwargs: dict | None = None, **extra: object):  # noqa
             return _call(step, connection, **kwargs)
     run_step.__doc__ = f"Engine step {step.module}.{step.name} (see README: What a run does)."
     return task(**options)(run_step)
+
+
+def _fused(fused: plan.Fused):  # noqa: ANN202
+    """The TaskFlow task of a fused layout's span of steps (``tasks.<kind>: fused``)."""
+
+    def run_steps(approval: bool = False) -> dict:
+        from functools import partial
+
+        from profile_sync.run.local import run_steps as engine_run_steps
+        from profile_sync_airflow.tasks import call_step
+
+        out = call_step(partial(engine_run_steps, first=fused.first, last=fused.last, approval=approval),
+                        get_current_context())
+        # The gate's summary at the top (approve_export reads approval_needed from it), every step's status under it.
+        gate = out.get("validate_export") or {}
+        return {**gate, "steps": {label: (v or {}).get("status") for label, v in out.items()}}
+
+    run_steps.__doc__ = (f"Engine steps {fused.first or 'the first'} through {fused.last or 'finish_run'}, one after "
+                         "the other in this process (tasks layout: fused; see README: Speed).")
+    return task(task_id=fused.task_id)(run_steps)
 
 
 def build_dag(kind: str) -> DAG:
@@ -127,6 +149,18 @@ def build_dag(kind: str) -> DAG:
             chain(*[_task(s)(connection) for s in plan.BUSINESS_SYSTEM_STEPS])
 
         start = start_run()
+        layout = getattr(settings.tasks, kind)
+        if layout == "fused":
+            first, second = (_fused(f) for f in plan.FUSED)
+            gate = first(approval=True)
+            approve = ExportApprovalOperator(
+                task_id="approve_export", gate_task_id=plan.FUSED[0].task_id, retries=0,
+                response_timeout=(timedelta(minutes=settings.approval.timeout_minutes)
+                                  if settings.approval.timeout_minutes else None))
+            exported = second.override(trigger_rule="none_failed_min_one_success", outlets=[PROFILE_STORE])()
+            gate >> exported
+            chain(start, gate, approve, exported, release_run().as_teardown(setups=start))
+            return dag
         tasks = []
         for s in plan.DIRECTORY_STEPS:
             if s.per == "directory":

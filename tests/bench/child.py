@@ -8,7 +8,8 @@ SPEC: ``{"config": path, "project_root": path, "run_id": str, "mode": "full" | "
 (``run/local.py``), no Airflow. OUT: ``{"import_s", "engine_s", "steps", "rss_mb"}`` — seconds spent
 importing the engine, the wall time of ``run_sync``, the step summaries (each with its ``duration_s``),
 and per step the process's CPU seconds and peak resident memory during the step (``/proc/self/status``
-VmHWM, reset before each step through ``/proc/self/clear_refs``).
+VmHWM, reset before each step through ``/proc/self/clear_refs``). With ``PROFILE_SYNC_BENCH_PROFILE=<folder>``
+each run also leaves its cProfile statistics there (``<run_id>.<mode>.pstats``; profiling slows it down).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import time
 _t0 = time.perf_counter()
 
 import json  # noqa: E402
+import os  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -88,9 +90,19 @@ def main(spec_path: str, out_path: str) -> int:
     measure_steps(measured, bool(settings.business_systems))
     ctx = RunContext(run_id=spec["run_id"], settings=settings, project_root=Path(spec["project_root"]),
                      requested_mode=spec["mode"], resolve_connection=connections.__getitem__)
+    profile_dir = os.environ.get("PROFILE_SYNC_BENCH_PROFILE")  # a folder: cProfile stats of each run there
+    profiler = None
+    if profile_dir:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
     t0 = time.perf_counter()
     steps = run_sync(ctx)
     engine = time.perf_counter() - t0
+    if profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(str(Path(profile_dir) / f"{spec['run_id']}.{spec['mode']}.pstats"))
     Path(out_path).write_text(json.dumps({"import_s": imported, "engine_s": engine, "steps": steps,
                                           "imports_rss_mb": round(baseline_mb), "measured": measured}, default=str))
     return 0

@@ -254,6 +254,25 @@ class ScheduleSettings(_Frozen):
     """Schedule of ``profile_sync_incremental``."""
 
 
+TaskLayout = Literal["per_step", "fused"]
+
+
+class TasksSettings(_Frozen):
+    """How each DAG's run maps to Airflow tasks.
+
+    ``per_step``: one task per step (the grid shows every step; a retry re-runs one step). ``fused``: five
+    tasks — ``start_run``, ``synchronize`` (the imports, ``synchronize`` and the gate ``validate_export``),
+    ``approve_export``, ``export`` (every later step and ``finish_run``), ``release_run`` — each fused task
+    running its steps one after the other in one process, each step still with a fresh context from the
+    state store: the same steps, results and run history, fewer task start-ups (see README: Speed). A retry
+    of a fused task re-runs its steps from its first."""
+
+    full: TaskLayout = "per_step"
+    """Layout of ``profile_sync_full``."""
+    incremental: TaskLayout = "per_step"
+    """Layout of ``profile_sync_incremental``."""
+
+
 class LeaseSettings(_Frozen):
     """The lease that keeps two synchronizations from interleaving."""
 
@@ -291,6 +310,8 @@ class Settings(_Frozen):
     deletion: DeletionSettings = DeletionSettings()
     schedule: ScheduleSettings = ScheduleSettings()
     lease: LeaseSettings = LeaseSettings()
+    tasks: TasksSettings = TasksSettings()
+    """Airflow tasks per step, or fused into five (``tasks.full``, ``tasks.incremental``)."""
     approval: ApprovalSettings = ApprovalSettings()
     """Approval of a tripped blast-radius gate by an administrator instead of a failed run."""
     account_name_format: str = "i:0#.f|membership|{value}"

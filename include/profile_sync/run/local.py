@@ -48,6 +48,26 @@ def _attempts(call: Callable[[], Any], retries: int, delay: float) -> Any:
             time.sleep(delay)
 
 
+def run_steps(ctx: RunContext, first: str | None = None, last: str | None = None,
+              approval: bool = False) -> dict[str, Any]:
+    """The run's steps from ``first`` through ``last`` (step names; None: from the first / through
+    ``finish_run``), in DAG order, in this process, each with a fresh context — a fused task
+    (``plan.FUSED``). ``approval`` is passed to ``validate_export``. Returns the summaries by label."""
+    calls = step_calls(ctx)
+    names = [s.name for _label, s, _c in calls]
+    for name in (first, last):
+        if name is not None and name not in names:
+            raise ValueError(f"no step {name!r} in this run; its steps: {', '.join(dict.fromkeys(names))}")
+    start = names.index(first) if first is not None else 0
+    end = len(names) - names[::-1].index(last) if last is not None else len(names)
+    out: dict[str, Any] = {}
+    for label, s, connection in calls[start:end]:
+        fn = plan.engine_function(s)
+        kwargs = {"approval": True} if approval and s.name == "validate_export" else {}
+        out[label] = fn(ctx.fresh(), connection, **kwargs) if connection is not None else fn(ctx.fresh(), **kwargs)
+    return out
+
+
 def run_sync(ctx: RunContext, retries: bool = False, retry_delay: float = 1.0) -> dict[str, Any]:
     """Run one synchronization; returns the summaries by step (raises what a step raises).
 

@@ -55,6 +55,23 @@ BUSINESS_SYSTEM_STEPS: tuple[Step, ...] = (
 FINISH = Step("finish_run")
 
 
+@dataclass(frozen=True)
+class Fused:
+    """One task of the ``fused`` layout (``tasks.full`` / ``tasks.incremental``): the run's steps from
+    ``first`` through ``last`` (None: from the start / to ``finish_run``), run one after the other."""
+
+    task_id: str
+    first: str | None
+    last: str | None
+
+
+FUSED: tuple[Fused, Fused] = (
+    Fused("import_and_synchronize", None, "validate_export"),  # steps 1–3 and the gate: approve_export reads it
+    Fused("export_and_confirm", "export_profile_store", None),  # steps 4–8, 9–12, finish_run
+)
+"""The fused layout's two engine tasks, around ``approve_export``."""
+
+
 def engine_function(step: Step):  # noqa: ANN201
     """The engine function a task of ``step`` calls."""
     import importlib
