@@ -26,8 +26,9 @@ tenth, joined in memory) run in that row's full synchronization unless ``--no-bc
 
 **Airflow overhead** (``airflow_run.py``, skipped with ``--no-airflow``): after the incremental run, a
 throwaway Airflow (scheduler with LocalExecutor, dag-processor, api-server, its metadata DB a database of
-the bench's PostgreSQL) runs ``profile_sync_incremental`` on the same directory and stores, triggered
-through the REST API, twice: the second run (the scheduler warm, as in production) is measured, its wall
+the bench's PostgreSQL) runs ``profile_sync_incremental`` on the same directory and stores, once per task
+layout (``tasks.incremental``: ``per_step``, then ``fused``, each its own Airflow), triggered through the
+REST API, twice: the second run (the scheduler warm, as in production) is measured, its wall
 time (queued → end) minus the engine's time (its steps in the run history); the first is reported too.
 
 The last line printed is one JSON object (``people``, ``floor_s``, ``full_engine_s``, ``full_ratio``,
@@ -188,9 +189,15 @@ def bench_ldap(work: Path, people: int, groups: int, share: float, with_airflow:
         if with_airflow:
             from tests.bench import airflow_run
 
-            pg.psql(f'CREATE DATABASE "airflow_meta" OWNER "{pg.user}"')  # Airflow's metadata DB, as in production
-            airflow = airflow_run.measure(config, connections, "profile_sync_incremental", {},
-                                          metadata_url=pg.url.rsplit("/", 1)[0] + "/airflow_meta")
+            airflow = {}
+            for layout in ("per_step", "fused"):  # the two task layouts (README: tasks.incremental)
+                layout_config = config.with_name(f"profile_sync_{layout}.yaml")
+                layout_config.write_text(yaml.safe_dump({**yaml.safe_load(config.read_text()),
+                                                         "tasks": {"full": layout, "incremental": layout}}))
+                meta = f"airflow_meta_{layout}"  # Airflow's metadata DB in PostgreSQL, as in production
+                pg.psql(f'CREATE DATABASE "{meta}" OWNER "{pg.user}"')
+                airflow[layout] = airflow_run.measure(layout_config, connections, "profile_sync_incremental", {},
+                                                      metadata_url=pg.url.rsplit("/", 1)[0] + "/" + meta)
     finally:
         slapd.close()
         pg.close()
@@ -372,9 +379,9 @@ def report(ldap: dict[str, Any] | None, ldif: dict[str, Any] | None, people: int
         print(f"      delta read: {inc.step('import_directory').get('delta_entries')} entries, "
               f"{inc.step('import_directory').get('delta_deletes')} deletes, "
               f"{inc.step('import_directory').get('delta_rereads')} re-read; exported exactly the changed people")
-        airflow = ldap["airflow"]
-        if airflow is not None:
-            print(f"  scheduled by Airflow (LocalExecutor, {airflow['metadata_db']} metadata DB, "
+        layouts = ldap["airflow"] or {}
+        for layout, airflow in layouts.items():
+            print(f"  scheduled by Airflow, tasks {layout} (LocalExecutor, {airflow['metadata_db']} metadata DB, "
                   f"{airflow['tasks']} tasks): {airflow['dag_id']} "
                   f"{airflow['wall_s']:.2f} s queued → end, engine {airflow['engine_s']:.2f} s: overhead "
                   f"{airflow['overhead_s']:.2f} s ({airflow['task_overhead_s']:.2f} s inside the tasks — process "
@@ -392,8 +399,9 @@ def report(ldap: dict[str, Any] | None, ldif: dict[str, Any] | None, people: int
             "nochange_ratio": round(nochange.engine_s / read.seconds, 2),
             "incremental_engine_s": round(inc.engine_s, 3),
             "incremental_ratio_to_full": round(inc.engine_s / full.engine_s, 3),
-            "airflow_overhead_s": airflow["overhead_s"] if airflow else None,
-            "airflow": airflow or {"note": "not measured (--no-airflow)"},
+            "airflow_overhead_s": layouts["per_step"]["overhead_s"] if layouts else None,
+            "airflow_overhead_fused_s": layouts["fused"]["overhead_s"] if layouts else None,
+            "airflow": layouts or {"note": "not measured (--no-airflow)"},
             "peak_rss_mb": round(peak),
             "peak_rss_mb_by_run": {r.label: round(r.peak_rss_mb) for r in (full, nochange, inc)},
             "imports_rss_mb": round(full.imports_rss_mb),
