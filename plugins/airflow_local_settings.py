@@ -1,0 +1,53 @@
+"""Airflow local settings of the Profile Sync project: preloading, no policies.
+
+Airflow imports ``airflow_local_settings`` in each of its processes at start-up (the plugins folder is on
+its path). This one defines no cluster policy (``__all__`` is empty). In the processes that start tasks —
+``airflow scheduler`` (the LocalExecutor forks its workers from it, and a worker forks each task) and
+``airflow celery worker`` — it imports the third-party libraries the engine's steps use (pandas, pyarrow,
+SQLAlchemy, the PostgreSQL driver, python-ldap, ldap3, pydantic, YAML, fsspec), so every task process
+starts with them loaded instead of importing them again: about 0.6 s less per task here (README: Speed).
+
+The project's own modules (``include/``) are not preloaded: a new version deployed takes effect at the
+next task, without restarting the scheduler or the workers. ``PROFILE_SYNC_PRELOAD=0`` turns preloading
+off. A deployment with its own ``airflow_local_settings.py`` in ``$AIRFLOW_HOME/config`` shadows this one
+(Airflow puts that folder first on its path): add :func:`preload` to it to keep the gain.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import sys
+
+__all__: list[str] = []  # no policies: Airflow copies the names listed here into its settings
+
+MODULES = ("pandas", "pyarrow", "pyarrow.parquet", "pyarrow.csv", "sqlalchemy", "psycopg2", "ldap", "ldap3",
+           "pydantic", "yaml", "fsspec", "tenacity")
+"""What the steps import (the engine's third-party libraries), in import order."""
+
+TASK_STARTERS = (("scheduler",), ("celery", "worker"), ("standalone",))
+"""The ``airflow`` commands whose processes fork task processes."""
+
+
+def starts_tasks(argv: list[str]) -> bool:
+    """Whether ``argv`` (an ``airflow …`` command line) is a process that forks task processes."""
+    args = [a for a in argv[1:] if not a.startswith("-")]
+    return any(tuple(args[:len(cmd)]) == cmd for cmd in TASK_STARTERS)
+
+
+def preload() -> list[str]:
+    """Import :data:`MODULES` (those installed); returns the ones imported."""
+    done = []
+    for name in MODULES:
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001 - an optional driver missing must never stop Airflow
+            logging.getLogger(__name__).debug("preload: %s not imported", name, exc_info=True)
+            continue
+        done.append(name)
+    return done
+
+
+if os.environ.get("PROFILE_SYNC_PRELOAD", "1") != "0" and starts_tasks(sys.argv):
+    preload()

@@ -1,0 +1,54 @@
+"""plugins/airflow_local_settings.py: Airflow imports it; the processes that fork tasks (scheduler, Celery
+worker) preload the engine's third-party libraries, the others nothing; never the project's own modules."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+
+PROBE = ("import sys, json; sys.argv = {argv!r}; import airflow_local_settings as s; "
+         "print(json.dumps({{'pandas': 'pandas' in sys.modules, 'pyarrow': 'pyarrow.parquet' in sys.modules, "
+         "'ours': sorted(m for m in sys.modules if m.startswith(('profile_sync', 'profile_sync_airflow'))), "
+         "'policies': s.__all__}}))")
+
+
+def _probe(argv: list[str], **env: str) -> dict:
+    out = subprocess.run([sys.executable, "-c", PROBE.format(argv=argv)], capture_output=True, text=True,
+                         timeout=120, check=True, cwd=ROOT,
+                         env={**os.environ, "PYTHONPATH": str(ROOT / "plugins"), **env})
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("argv", [["airflow", "scheduler"], ["airflow", "celery", "worker", "-q", "default"],
+                                  ["/venv/bin/airflow", "scheduler", "--num-runs", "1"]])
+def test_processes_that_fork_tasks_preload_the_libraries_but_not_the_project(argv):
+    got = _probe(argv)
+    assert got["pandas"] and got["pyarrow"]
+    assert got["ours"] == [] and got["policies"] == []
+
+
+@pytest.mark.parametrize("argv", [["airflow", "api-server"], ["airflow", "dag-processor"], ["airflow", "db", "migrate"],
+                                  ["python", "-m", "pytest"]])
+def test_other_processes_preload_nothing(argv):
+    got = _probe(argv)
+    assert not got["pandas"] and not got["pyarrow"]
+
+
+def test_preloading_can_be_turned_off():
+    got = _probe(["airflow", "scheduler"], PROFILE_SYNC_PRELOAD="0")
+    assert not got["pandas"]
+
+
+def test_airflow_imports_the_projects_local_settings():
+    code = "import airflow, sys; m = sys.modules.get('airflow_local_settings'); print(m.__file__ if m else None)"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(ROOT / "plugins")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True,
+                         env=env, cwd="/")
+    assert out.stdout.strip().splitlines()[-1] == str(ROOT / "plugins" / "airflow_local_settings.py")
