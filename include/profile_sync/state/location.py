@@ -141,7 +141,7 @@ class Location:
         except OSError as exc:
             raise StateUnavailableError(f"state store {self.display}: could not read {rel} ({exc})") from exc
         cols = [c for c in columns if c in present] if columns is not None else None
-        frame = pq.read_table(source, columns=cols).to_pandas()
+        frame = arrow_to_frame(pq.read_table(source, columns=cols))
         self.io["reads"] += 1
         self.io["read_s"] += time.perf_counter() - t0
         return frame
@@ -179,3 +179,24 @@ class Location:
         except Exception:  # noqa: BLE001 - best effort: an unreferenced object is garbage-collected later
             pass
 
+
+
+def arrow_to_frame(table: "pa.Table") -> "pd.DataFrame":
+    """``table`` as a DataFrame whose string columns are ``object`` (``str``, None for null) — what every step
+    works with — converted by Arrow in one pass each. (``to_pandas()`` under pandas 3 builds its ``str`` dtype
+    first, validating every value, and turning that into ``object`` again cost twice as much.) Other columns
+    convert as ``to_pandas()`` converts them."""
+    import pandas as pd
+    import pyarrow as pa
+
+    def is_string(t: "pa.DataType") -> bool:
+        return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)
+
+    strings = {f.name for f in table.schema if is_string(f.type)}
+    if not strings:
+        return table.to_pandas()
+    others = [n for n in table.column_names if n not in strings]
+    rest = table.select(others).to_pandas() if others else None
+    columns = {n: (pd.Series(table.column(n).to_numpy(zero_copy_only=False), dtype=object, copy=False)
+                   if n in strings else rest[n]) for n in table.column_names}
+    return pd.DataFrame(columns, copy=False) if columns else pd.DataFrame(index=range(table.num_rows))

@@ -72,7 +72,10 @@ def values_equal(a: pd.Series, b: pd.Series) -> np.ndarray:
     bv = b.to_numpy(dtype=object)
     an = pd.isna(a).to_numpy()
     bn = pd.isna(b).to_numpy()
-    eq = np.fromiter((x == y for x, y in zip(av, bv)), dtype=bool, count=len(av)) if len(av) else np.zeros(0, bool)
+    try:
+        eq = np.asarray(av == bv, dtype=bool) if len(av) else np.zeros(0, bool)  # element-wise ==, in C
+    except (ValueError, TypeError):  # an element whose == is not a bool (an array): one at a time
+        eq = np.fromiter((bool(np.all(x == y)) for x, y in zip(av, bv)), dtype=bool, count=len(av))
     return (an & bn) | (~an & ~bn & eq)
 
 
