@@ -11,6 +11,7 @@ profile-store database; see README.md.
 
 from __future__ import annotations
 
+import logging
 import sys
 from datetime import datetime, timedelta
 from pathlib import Path

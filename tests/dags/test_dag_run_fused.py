@@ -119,3 +119,25 @@ def test_a_failed_gate_in_the_fused_layout_writes_nothing(airflow_db, project_co
     gate = next(s for s in doc["steps"] if s["step"] == "validate_export")
     assert gate["status"] == "failed" and "people_deletes" in gate["error"]
     assert _profiles(tmp) == before
+
+
+def test_start_run_pokes_again_after_a_transient_error(airflow_db, project_config, monkeypatch):
+    """The database busy or restarting when a run starts: the sensor logs it and pokes again (it used to fail
+    the run: start_run has no retries)."""
+    from profile_sync.profile_store.errors import ProfileStoreUnavailableError
+    from profile_sync.run import steps
+
+    team(5).write(project_config / "directory.ldif")
+    real, calls = steps.start_run, []
+
+    def busy_once(ctx):  # noqa: ANN001, ANN202
+        calls.append(1)
+        if len(calls) == 1:
+            raise ProfileStoreUnavailableError("profile store sqlite:///x unavailable: database is locked")
+        return real(ctx)
+
+    monkeypatch.setattr(steps, "start_run", busy_once)
+    run = _dag("full").test()
+    assert run.state == "success"
+    assert len(calls) == 2
+    assert run_document(project_config / "profile_sync.yaml", run)["status"] == "success"

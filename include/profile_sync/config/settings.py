@@ -261,8 +261,9 @@ class TasksSettings(_Frozen):
     """How each DAG's run maps to Airflow tasks.
 
     ``per_step``: one task per step (the grid shows every step; a retry re-runs one step). ``fused``: five
-    tasks — ``start_run``, ``synchronize`` (the imports, ``synchronize`` and the gate ``validate_export``),
-    ``approve_export``, ``export`` (every later step and ``finish_run``), ``release_run`` — each fused task
+    tasks — ``start_run``, ``import_and_synchronize`` (the imports, ``synchronize`` and the gate
+    ``validate_export``), ``approve_export``, ``export_and_confirm`` (every later step and ``finish_run``),
+    ``release_run`` (``run/plan.py``: ``FUSED``) — each fused task
     running its steps one after the other in one process, each step still with a fresh context from the
     state store: the same steps, results and run history, fewer task start-ups (see README: Speed). A retry
     of a fused task re-runs its steps from its first."""

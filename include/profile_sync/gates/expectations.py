@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -83,8 +84,6 @@ def prefetch() -> None:
     the gate's reads of the state; :meth:`GxRunner._load` waits for it. Call only when GX will be needed."""
     global _PREFETCH
     if _PREFETCH is None:
-        import threading
-
         def run() -> None:
             try:
                 _import_gx()

@@ -48,11 +48,12 @@ def _attempts(call: Callable[[], Any], retries: int, delay: float) -> Any:
             time.sleep(delay)
 
 
-def run_steps(ctx: RunContext, first: str | None = None, last: str | None = None,
-              approval: bool = False) -> dict[str, Any]:
+def run_steps(ctx: RunContext, first: str | None = None, last: str | None = None, approval: bool = False,
+              retries: bool = False, retry_delay: float = 1.0) -> dict[str, Any]:
     """The run's steps from ``first`` through ``last`` (step names; None: from the first / through
-    ``finish_run``), in DAG order, in this process, each with a fresh context — a fused task
-    (``plan.FUSED``). ``approval`` is passed to ``validate_export``. Returns the summaries by label."""
+    ``finish_run``), in DAG order, in this process, each with a fresh context — the whole run between
+    ``start_run`` and ``release_run``, or a fused task (``plan.FUSED``). ``approval`` is passed to
+    ``validate_export``; ``retries``: see :func:`run_sync`. Returns the summaries by label."""
     calls = step_calls(ctx)
     names = [s.name for _label, s, _c in calls]
     for name in (first, last):
@@ -63,8 +64,10 @@ def run_steps(ctx: RunContext, first: str | None = None, last: str | None = None
     out: dict[str, Any] = {}
     for label, s, connection in calls[start:end]:
         fn = plan.engine_function(s)
+        args = (connection,) if connection is not None else ()
         kwargs = {"approval": True} if approval and s.name == "validate_export" else {}
-        out[label] = fn(ctx.fresh(), connection, **kwargs) if connection is not None else fn(ctx.fresh(), **kwargs)
+        out[label] = _attempts(lambda fn=fn, args=args, kwargs=kwargs: fn(ctx.fresh(), *args, **kwargs),
+                               (s.retries if s.retries is not None else DAG_RETRIES) if retries else 0, retry_delay)
     return out
 
 
@@ -76,7 +79,6 @@ def run_sync(ctx: RunContext, retries: bool = False, retry_delay: float = 1.0) -
     is (``retry_delay`` seconds apart instead of the DAG's 30). Off by default, so that a test sees the first
     error a step raises.
     """
-    n = (lambda s: (s.retries if s.retries is not None else DAG_RETRIES)) if retries else (lambda s: 0)
     started = _attempts(lambda: steps.start_run(ctx.fresh()), 3 if retries else 0, retry_delay)
     if started is None:
         holder = ctx.fresh().lease.record() or {"owner": "?", "expires_at": "?"}
@@ -85,12 +87,7 @@ def run_sync(ctx: RunContext, retries: bool = False, retry_delay: float = 1.0) -
     if started.get("skipped"):
         return out
     try:
-        for label, s, connection in step_calls(ctx):
-            fn = plan.engine_function(s)
-            out[label] = _attempts(
-                lambda fn=fn, connection=connection: (fn(ctx.fresh(), connection) if connection is not None
-                                                     else fn(ctx.fresh())),
-                n(s), retry_delay)
+        out.update(run_steps(ctx, retries=retries, retry_delay=retry_delay))
     finally:
         out["release_run"] = _attempts(lambda: steps.release_run(ctx.fresh()), 2 if retries else 0, retry_delay)
     return out
