@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import threading
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -69,31 +68,6 @@ _GX_CLASSES = {
 }
 
 
-_PREFETCH: threading.Thread | None = None
-
-
-def _import_gx() -> None:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # GX imports sre_constants/sre_parse
-        import great_expectations  # noqa: F401
-        from great_expectations.data_context.types import base  # noqa: F401
-
-
-def prefetch() -> None:
-    """Start importing GX in a background thread (once per process), so that its seconds of import overlap
-    the gate's reads of the state; :meth:`GxRunner._load` waits for it. Call only when GX will be needed."""
-    global _PREFETCH
-    if _PREFETCH is None:
-        def run() -> None:
-            try:
-                _import_gx()
-            except Exception:  # noqa: BLE001 - _load imports again in the caller's thread and raises there
-                pass
-
-        _PREFETCH = threading.Thread(target=run, name="profile-sync-gx-import", daemon=True)
-        _PREFETCH.start()
-
-
 class GxRunner:
     """An ephemeral, quiet Great Expectations context for one gate run.
 
@@ -118,8 +92,6 @@ class GxRunner:
         if self._gx is not None:
             return
         t0 = time.perf_counter()
-        if _PREFETCH is not None:
-            _PREFETCH.join()  # the rest of the import, if the prefetch has not finished it yet
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)  # GX imports sre_constants/sre_parse
             import great_expectations as gx

@@ -180,7 +180,6 @@ class Location:
             pass
 
 
-
 def arrow_to_frame(table: "pa.Table") -> "pd.DataFrame":
     """``table`` as a DataFrame whose string columns are ``object`` (``str``, None for null) — what every step
     works with — converted by Arrow in one pass each. (``to_pandas()`` under pandas 3 builds its ``str`` dtype

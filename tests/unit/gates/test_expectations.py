@@ -141,14 +141,3 @@ def test_nothing_changed_means_gx_is_never_imported():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
     assert out.stdout.split() == ["False", "0"]
 
-
-def test_a_prefetched_import_is_waited_for_and_used():
-    """``prefetch()`` imports GX in a background thread (validate_export starts it before reading its frames);
-    the first validation waits for it and validates as usual."""
-    code = ("import sys, pandas as pd; from profile_sync.gates import expectations as e; "
-            "before = 'great_expectations' in sys.modules; e.prefetch(); t = e._PREFETCH; e.prefetch(); "
-            "assert e._PREFETCH is t, 'one prefetch per process'; "
-            "r = e.GxRunner(); (o,) = r.validate('p', pd.DataFrame({'a': ['x', 'x', 'y']}), [e.Expect('unique', 'a')]); "
-            "print(before, t.is_alive(), 'great_expectations' in sys.modules, o.success, o.unexpected_count)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
-    assert out.stdout.split() == ["False", "False", "True", "False", "2"]
