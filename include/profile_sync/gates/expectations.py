@@ -11,13 +11,22 @@ measured and reported with the gate, so its cost stays visible.
 Frames are handed to GX with only the columns the expectations read and a
 fresh ``RangeIndex``, so the row indexes GX reports for unexpected values are
 positions in the frame the caller gave (used to show sample objects).
+
+Two of GX's module-level imports serve only expectations and renderers the gate never runs
+(``scipy.stats`` for the KL-divergence and KS-test expectations, ``altair`` for charts): they are
+deferred (:class:`_Deferred`) — loaded on first use, if ever — which takes ~0.85 s and ~75 MB off
+every gate (measured: GX import 2.2 s → 1.35 s, 266 → 189 MB, pandas and SQLAlchemy already loaded).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import importlib.util
 import logging
+import sys
 import time
+import types
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -68,6 +77,47 @@ _GX_CLASSES = {
 }
 
 
+DEFERRED_BY_GX = ("scipy.stats", "altair")
+"""Imported at module level by GX modules whose code the gate never runs; see the module docstring."""
+
+
+class _Deferred(types.ModuleType):
+    """A module not loaded yet: its first attribute lookup imports it for real and becomes it.
+
+    It stands in ``sys.modules`` with the real module's spec (so ``import x`` and ``from x import y``
+    return it without loading anything); the first attribute the module itself lacks — ``stats.entropy``,
+    ``alt.Chart``, ``__path__`` for a submodule import — imports the real module, puts it in
+    ``sys.modules``, copies its namespace here (references taken meanwhile keep working) and answers."""
+
+    def __getattr__(self, attr: str) -> Any:
+        name = self.__name__
+        if sys.modules.get(name) is self:
+            del sys.modules[name]
+        real = importlib.import_module(name)
+        self.__dict__.update(real.__dict__)
+        return getattr(real, attr)
+
+
+def defer_imports(names: tuple[str, ...] = DEFERRED_BY_GX) -> list[str]:
+    """Put a :class:`_Deferred` in ``sys.modules`` for each of ``names`` not imported yet (and installed);
+    the names deferred."""
+    out = []
+    for name in names:
+        if name in sys.modules:
+            continue
+        try:
+            spec = importlib.util.find_spec(name)
+        except (ImportError, ValueError):
+            spec = None
+        if spec is None:
+            continue
+        module = _Deferred(name)
+        module.__spec__ = spec
+        sys.modules[name] = module
+        out.append(name)
+    return out
+
+
 class GxRunner:
     """An ephemeral, quiet Great Expectations context for one gate run.
 
@@ -94,6 +144,7 @@ class GxRunner:
         t0 = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)  # GX imports sre_constants/sre_parse
+            defer_imports()
             import great_expectations as gx
             from great_expectations.data_context.types.base import (
                 DataContextConfig,

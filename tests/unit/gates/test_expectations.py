@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
+import textwrap
 
 import pandas as pd
 import pytest
@@ -141,3 +142,42 @@ def test_nothing_changed_means_gx_is_never_imported():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
     assert out.stdout.split() == ["False", "0"]
 
+
+
+# -- GX's imports of what the gate never runs are deferred -----------------------------------
+def _python(code: str) -> list[str]:
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.split()
+
+
+def test_a_gate_never_loads_scipy_stats_or_altair():
+    code = ("import sys, pandas as pd; from profile_sync.gates.expectations import Expect, GxRunner; "
+            "r = GxRunner(); f = pd.DataFrame({'a': ['x', 'x', None], 'm': ['a@b.c', 'bad', None]}); "
+            "o = r.validate('f', f, [Expect('unique', 'a'), Expect('not_null', 'a'), "
+            "Expect('regex', 'm', regex='@'), Expect('max_length', 'm', max_length=4)]); "
+            "print([(x.success, x.unexpected_count) for x in o] == "
+            "[(False, 2), (False, 1), (False, 1), (False, 1)], 'great_expectations' in sys.modules, "
+            "'scipy.stats._stats_py' in sys.modules, 'altair.vegalite' in sys.modules)")
+    assert _python(code) == ["True", "True", "False", "False"]
+
+
+def test_a_deferred_module_loads_when_it_is_used():
+    code = textwrap.dedent("""
+        import sys
+        from profile_sync.gates.expectations import defer_imports
+        print(defer_imports(("colorsys", "xml.dom", "no_such_module_here", "sys")) == ["colorsys", "xml.dom"])
+        print(type(sys.modules["colorsys"]).__name__, "__file__" in vars(sys.modules["colorsys"]))
+        import colorsys as c
+        from colorsys import rgb_to_hsv
+        print(c.rgb_to_hsv(1, 0, 0) == rgb_to_hsv(1, 0, 0) == (0.0, 1.0, 1.0), type(sys.modules["colorsys"]).__name__)
+        import xml.dom.minidom as md
+        print(md.parseString("<a/>").documentElement.tagName, type(sys.modules["xml.dom"]).__name__)
+    """)
+    assert _python(code) == ["True", "_Deferred", "False", "True", "module", "a", "module"]
+
+
+def test_an_absent_module_is_not_deferred():
+    code = ("from profile_sync.gates.expectations import defer_imports; print(defer_imports(('no_such_module_here',)))\n"
+            "try:\n    import no_such_module_here\nexcept ImportError:\n    print('ImportError')")
+    assert _python(code) == ["[]", "ImportError"]
