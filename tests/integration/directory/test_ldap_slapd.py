@@ -45,6 +45,35 @@ def test_full_read_is_paged_past_a_size_limit_and_anchored_on_entryuuid(slapd_fa
     assert (space["object_type"] == "person").sum() == 50 and space["anchor"].is_unique
 
 
+def test_a_search_reading_ahead_is_whole_refuses_other_searches_meanwhile_and_can_be_left(slapd_factory):
+    """The full read asks for the next page before handing one over (slapd builds it meanwhile). slapd ends
+    a paged search silently when another operation arrives then, so the client refuses any other search."""
+    server = slapd_factory(size_limit=20, tls=False)
+    server.load_entries(default_slapd_entries())
+    server.start()
+    people = "(objectClass=inetOrgPerson)"
+    with reader(slapd_info(server, page_size=7)).client() as client:
+        ahead = [dn for p in client.search_pages(PEOPLE, people, ["uid"], ahead=True) for dn, _ in p]
+        assert len(ahead) == 50 == len(set(ahead))  # past the size limit of 20, in pages of 7
+        pages = client.search_pages(PEOPLE, people, ["uid"], ahead=True)
+        assert len(next(pages)) == 7
+        with pytest.raises(RuntimeError, match="reading ahead is in progress"):
+            client.read(f"uid=p0003,{PEOPLE}", ["uid"])
+        with pytest.raises(RuntimeError, match="reading ahead is in progress"):
+            next(client.search_pages(GROUPS, "(objectClass=groupOfNames)", ["cn"]))
+        assert sum(len(p) for p in pages) == 43  # the refused searches left it whole
+        # Left after its first page (the next one asked for): the connection's next search is whole.
+        first = client.search_pages(PEOPLE, people, ["uid"], ahead=True)
+        assert len(next(first)) == 7
+        first.close()
+        # Without reading ahead, a read between pages is fine (what ranged retrieval does).
+        seen = []
+        for page in client.search_pages(PEOPLE, people, ["uid"]):
+            seen += [dn for dn, _ in page]
+            assert client.read(f"uid=p0003,{PEOPLE}", ["uid"])["uid"] == [b"p0003"]
+        assert sorted(seen) == sorted(ahead)
+
+
 def test_a_5000_member_group_arrives_whole(slapd_factory):
     server = slapd_factory(tls=False)
     people = [(f"uid=m{i:05d},{PEOPLE}", {"objectClass": ["inetOrgPerson"], "uid": f"m{i:05d}", "cn": f"M {i}",

@@ -225,13 +225,13 @@ class LdapClient:
 
     def _pages(self, what: str, base: str, search_filter: str, attributes: list[str],
                scope: Literal["subtree", "base", "level"], controls: list[tuple[str, bool, Any]] | None,
-               paged: bool, absent_ok: bool = False) -> Iterator[list[Hit]]:
+               paged: bool, absent_ok: bool = False, ahead: bool = False) -> Iterator[list[Hit]]:
         """python-ldap's pages, its failures as typed errors (see :meth:`_check`); with ``absent_ok`` a
-        base that does not exist gives no pages."""
+        base that does not exist gives no pages; ``ahead``: see ``LibldapReader.search``."""
         if self._reader is None:
             self.conn  # noqa: B018  (ldap3 connected and bound: its errors are the clearer ones)
             self._reader = LibldapReader(self.settings)
-        pages = self._reader.search(base, search_filter, attributes, scope, controls, paged)
+        pages = self._reader.search(base, search_filter, attributes, scope, controls, paged, ahead)
         while True:
             try:
                 page = next(pages)
@@ -249,9 +249,14 @@ class LdapClient:
 
     def search_pages(self, base: str, search_filter: str, attributes: list[str],
                      scope: Literal["subtree", "base", "level"] = "subtree",
-                     controls: list[tuple[str, bool, Any]] | None = None, paged: bool = True) -> Iterator[list[Hit]]:
-        """Every entry matching, a page at a time as ``(dn, attributes)`` tuples (the full read's fast path)."""
-        return self._pages(f"search of {base!r}", base, search_filter, attributes, scope, controls, paged)
+                     controls: list[tuple[str, bool, Any]] | None = None, paged: bool = True,
+                     ahead: bool = False) -> Iterator[list[Hit]]:
+        """Every entry matching, a page at a time as ``(dn, attributes)`` tuples (the full read's fast path).
+
+        ``ahead``: the next page is asked for while the caller works on one; nothing else may search on this
+        client until the search is over or closed (``LibldapReader.search``)."""
+        return self._pages(f"search of {base!r}", base, search_filter, attributes, scope, controls, paged,
+                           ahead=ahead)
 
     def search(self, base: str, search_filter: str, attributes: list[str],
                scope: Literal["subtree", "base", "level"] = "subtree",

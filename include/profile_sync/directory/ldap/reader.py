@@ -138,7 +138,9 @@ class LdapDirectoryReader:
             ranged = server_type == "active_directory"  # only AD is asked for ranges (request_attributes)
             position = 1
             for base in self.base_dns:
-                for page in client.search_pages(base, self.object_filter, request):
+                # Reading ahead overlaps the server's work with the decoding; not where ranges are read between
+                # pages (AD).
+                for page in client.search_pages(base, self.object_filter, request, ahead=not ranged):
                     if not page:
                         continue
                     if ranged:
