@@ -22,10 +22,17 @@ MULTI = (list, tuple, np.ndarray)
 
 
 def _first(values: pd.Series, multi: bool = True) -> pd.Series:
-    """First value of a multi-valued attribute; single values unchanged."""
+    """First value of a multi-valued attribute; single values unchanged (``object``, None where none).
+
+    One comprehension over the object array (a quarter of ``Series.map``'s time, which also re-infers a
+    dtype); Parquet gives numpy arrays, tested first."""
     if not multi:
         return values
-    return values.map(lambda v: (v[0] if len(v) else None) if isinstance(v, MULTI) else v)
+    array, many = np.ndarray, MULTI
+    out = np.empty(len(values), dtype=object)
+    out[:] = [(v[0] if len(v) else None) if type(v) is array or isinstance(v, many) else v
+              for v in values.to_numpy(dtype=object)]
+    return pd.Series(out, index=values.index, dtype=object, copy=False)
 
 
 def _text(values: pd.Series, multi: bool = True) -> pd.Series:
