@@ -201,8 +201,8 @@ def _values_fit_check(gx: GxRunner, inp: GateInputs) -> CheckResult:
     written = ops.loc[ops["operation"].isin(["add", "update", "unmark"])].reset_index(drop=True)
     limited = [p for p in inp.pending.managed if p in written.columns
                and inp.specs.get(p) is not None and inp.specs[p].type == "string" and inp.specs[p].max_length]
-    frame = pd.DataFrame({p: written[p].map(lambda v: v if isinstance(v, str) else None).astype(object)
-                          for p in limited})
+    frame = pd.DataFrame({p: pd.Series([v if isinstance(v, str) else None for v in written[p].to_numpy(dtype=object)],
+                                       dtype=object) for p in limited})
     frame["profile_id"] = written["profile_id"].to_numpy()
     outcomes = gx.validate_changed("pending_people", frame,
                                    [Expect("max_length", p, max_length=inp.specs[p].max_length) for p in limited],
