@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from typing import Any, Callable
 
+from profile_sync._gc import release_memory
 from profile_sync.config.loader import resolved_directories
 from profile_sync.errors import TransientError
 from profile_sync.run import plan, steps
@@ -66,8 +67,12 @@ def run_steps(ctx: RunContext, first: str | None = None, last: str | None = None
         fn = plan.engine_function(s)
         args = (connection,) if connection is not None else ()
         kwargs = {"approval": True} if approval and s.name == "validate_export" else {}
-        out[label] = _attempts(lambda fn=fn, args=args, kwargs=kwargs: fn(ctx.fresh(), *args, **kwargs),
-                               (s.retries if s.retries is not None else DAG_RETRIES) if retries else 0, retry_delay)
+        try:
+            out[label] = _attempts(lambda fn=fn, args=args, kwargs=kwargs: fn(ctx.fresh(), *args, **kwargs),
+                                   (s.retries if s.retries is not None else DAG_RETRIES) if retries else 0,
+                                   retry_delay)
+        finally:
+            release_memory()  # the next step starts from what it needs, not from this one's high-water mark
     return out
 
 
