@@ -22,6 +22,9 @@ export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION := True
 export AIRFLOW__LOGGING__LOGGING_LEVEL ?= WARNING
+# An idle scheduler loops every 0.25 s (Airflow's default: 1 s): the next task of a run is queued sooner
+# (README "Speed": the Airflow overhead); it costs the idle scheduler ~4 s of CPU a minute instead of ~1 s.
+export AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME ?= 0.25
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BUILD_PACKAGES := libldap2-dev libsasl2-dev

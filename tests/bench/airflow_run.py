@@ -24,6 +24,8 @@ from tests.ui.airflow_server import AirflowServer
 from tests.ui.browser import stop_process_group
 
 ROOT = Path(__file__).resolve().parents[2]
+SCHEDULER_IDLE_SLEEP_TIME = "0.25"
+"""``[scheduler] scheduler_idle_sleep_time`` (Airflow's default: 1 s), as the README recommends."""
 
 
 class ScheduledAirflow(AirflowServer):
@@ -41,6 +43,9 @@ class ScheduledAirflow(AirflowServer):
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__CORE__PARALLELISM": "4",
             "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
+            # What the README recommends for a deployment (and `make ui` uses): an idle scheduler loops every
+            # 0.25 s instead of 1 s, so the next task of a run is queued sooner.
+            "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": SCHEDULER_IDLE_SLEEP_TIME,
         })
         for conn_id, info in connections.items():
             if info.get("uri"):  # a database: Airflow reads the URI form as it is (postgresql+psycopg2://…)
