@@ -5,8 +5,40 @@ on 100k identifiers are ~10x slower than on Python objects (isin builds a pyarro
 scalar per element). Python storage keeps the same dtype semantics and the fast
 hash-table paths. Importing pandas here (not in ``profile_sync/__init__``) keeps
 ``profile_sync.config`` light enough for DAG parsing.
+
+Text read from Arrow (the connector-space build, every state-store read) becomes ``object`` arrays
+through :func:`strings_to_objects`.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
 import pandas as pd
 
+if TYPE_CHECKING:
+    import pyarrow as pa
+
 pd.set_option("mode.string_storage", "python")
+
+
+SAMPLE_ROWS = 1000
+"""Rows looked at to tell a column of repeated values (departments, titles, states) from one of distinct
+values (DNs, anchors, e-mail addresses)."""
+
+
+def strings_to_objects(column: "pa.ChunkedArray | pa.Array") -> "np.ndarray":
+    """An Arrow string column as a numpy ``object`` array (``str``, None for null).
+
+    Where values repeat (fewer distinct values than half the first ``SAMPLE_ROWS``), equal values become one
+    Python object: a column of 100,000 departments holds ~50 strings instead of 100,000 (~6 MB less), and is
+    converted faster. Columns of distinct values convert value by value (hashing them would only cost)."""
+    import pyarrow.compute as pc
+
+    n = len(column)
+    sample = column.slice(0, min(n, SAMPLE_ROWS))
+    if n and pc.count_distinct(sample).as_py() * 2 < len(sample):
+        obj = np.dtype(object)
+        return column.to_pandas(deduplicate_objects=True, types_mapper=lambda _t: obj).to_numpy()
+    return column.to_numpy(zero_copy_only=False)

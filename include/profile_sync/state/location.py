@@ -22,6 +22,7 @@ from profile_sync.state.errors import StateError, StateUnavailableError
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
     from fsspec import AbstractFileSystem
 
 SCHEMES = STATE_STORE_SCHEMES
@@ -182,9 +183,9 @@ class Location:
 
 def arrow_to_frame(table: "pa.Table") -> "pd.DataFrame":
     """``table`` as a DataFrame whose string columns are ``object`` (``str``, None for null) — what every step
-    works with — converted by Arrow in one pass each. (``to_pandas()`` under pandas 3 builds its ``str`` dtype
-    first, validating every value, and turning that into ``object`` again cost twice as much.) Other columns
-    convert as ``to_pandas()`` converts them."""
+    works with — converted by Arrow in one pass each (``_pandas.strings_to_objects``). (``to_pandas()`` under
+    pandas 3 builds its ``str`` dtype first, validating every value, and turning that into ``object`` again
+    cost twice as much.) Other columns convert as ``to_pandas()`` converts them."""
     import pandas as pd
     import pyarrow as pa
 
@@ -196,6 +197,8 @@ def arrow_to_frame(table: "pa.Table") -> "pd.DataFrame":
         return table.to_pandas()
     others = [n for n in table.column_names if n not in strings]
     rest = table.select(others).to_pandas() if others else None
-    columns = {n: (pd.Series(table.column(n).to_numpy(zero_copy_only=False), dtype=object, copy=False)
+    from profile_sync._pandas import strings_to_objects
+
+    columns = {n: (pd.Series(strings_to_objects(table.column(n)), dtype=object, copy=False)
                    if n in strings else rest[n]) for n in table.column_names}
     return pd.DataFrame(columns, copy=False) if columns else pd.DataFrame(index=range(table.num_rows))

@@ -37,6 +37,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from profile_sync._gc import paused_gc
+from profile_sync._pandas import strings_to_objects
 from profile_sync.config.presets import ResolvedDirectory
 from profile_sync.directory.dn import normalize_dns
 from profile_sync.directory.entries import Entry
@@ -264,9 +265,12 @@ class _ColumnDecoder:
 
 def _to_objects(array: pa.ChunkedArray) -> np.ndarray:
     """An Arrow array as a numpy object array (lists become numpy arrays of str; nulls None). Equal strings
-    become one Python object (directories repeat titles, departments, object classes...): a third less memory."""
+    become one Python object where values repeat (directories repeat titles, departments, object classes...;
+    ``strings_to_objects``)."""
     if array.num_chunks == 0:
         return np.empty(0, dtype=object)
+    if pa.types.is_string(array.type):
+        return strings_to_objects(array)
     return array.to_pandas(deduplicate_objects=True).to_numpy(dtype=object, na_value=None)
 
 

@@ -38,3 +38,24 @@ def test_a_large_string_and_a_chunked_column():
                               pa.table({"a": pa.array(["y"], pa.large_string())})])
     assert table.column("a").num_chunks == 2
     assert arrow_to_frame(table)["a"].tolist() == ["x", None, "y"]
+
+
+def test_repeated_values_become_one_object_each_distinct_values_stay_as_they_are():
+    n = 5000
+    table = pa.table({"department": [f"Department {i % 7}" if i % 11 else None for i in range(n)],
+                      "mail": [f"user{i}@example.org" for i in range(n)],
+                      "late": ["same"] * 1000 + [f"v{i}" for i in range(n - 1000)]})
+    got = arrow_to_frame(table)
+    pd.testing.assert_frame_equal(got, _clean_strings(table.to_pandas()))
+    assert len({id(v) for v in got["department"] if v is not None}) == 7
+    assert len({id(v) for v in got["mail"]}) == n
+    # Only the first rows are sampled: a column that repeats there is deduplicated, and still right.
+    assert got["late"].tolist() == table.column("late").to_pylist()
+
+
+def test_the_connector_space_build_shares_repeated_values():
+    from profile_sync.sync.connector_space import _to_objects
+
+    titles = _to_objects(pa.chunked_array([pa.array(["Engineer", "Manager", None] * 2000)]))
+    assert titles.dtype == object and titles[:3].tolist() == ["Engineer", "Manager", None]
+    assert len({id(v) for v in titles if v is not None}) == 2
