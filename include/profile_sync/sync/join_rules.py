@@ -12,8 +12,9 @@ object always lands on the same profile, in every run and every store.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
-from typing import Callable
+from typing import Callable, Iterable
 
 import pandas as pd
 
@@ -34,6 +35,21 @@ _MV_NAMESPACE = uuid.UUID("5f0c9a8e-2f4c-4c1e-9d38-7b1c0a9e6d21")
 def projected_id(connection: str, object_type: str, anchor: str) -> str:
     """The metaverse id of a projected object (also its profile_id / group_id)."""
     return str(uuid.uuid5(_MV_NAMESPACE, f"{connection}\x1f{object_type}\x1f{anchor}"))
+
+
+def projected_ids(connection: str, object_types: Iterable[str], anchors: Iterable[str]) -> list[str]:
+    """:func:`projected_id` of many objects: the same UUIDv5 (RFC 4122: SHA-1 of the namespace and the name,
+    version 5, RFC 4122 variant), spelled without building a ``uuid.UUID`` each (a third of the time)."""
+    prefix = _MV_NAMESPACE.bytes + connection.encode("utf-8") + b"\x1f"
+    sha1 = hashlib.sha1
+    out = []
+    for object_type, anchor in zip(object_types, anchors):
+        h = bytearray(sha1(prefix + f"{object_type}\x1f{anchor}".encode("utf-8")).digest()[:16])
+        h[6] = (h[6] & 0x0F) | 0x50
+        h[8] = (h[8] & 0x3F) | 0x80
+        x = h.hex()
+        out.append(f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}")
+    return out
 
 
 def empty_links() -> pd.DataFrame:
@@ -66,9 +82,7 @@ def link_connection(space: pd.DataFrame, connection: str, previous: pd.DataFrame
             new = merged["mv_id"].isna() & merged["in_scope"].fillna(False).astype(bool)
     if not project:
         new &= merged["object_type"] != "person"
-    merged.loc[new, "mv_id"] = [
-        projected_id(connection, t, a) for t, a in zip(merged.loc[new, "object_type"], merged.loc[new, "anchor"])
-    ]
+    merged.loc[new, "mv_id"] = projected_ids(connection, merged.loc[new, "object_type"], merged.loc[new, "anchor"])
     merged = merged.loc[merged["mv_id"].notna()].copy()
     merged["connected"] = merged["in_scope"].fillna(False).astype(bool)
     merged["connection"] = connection

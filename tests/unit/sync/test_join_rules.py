@@ -123,3 +123,17 @@ def test_join_rules_are_validated(tmp_path):
     h = two_forests(tmp_path, precedence={"title": ["nowhere"]})
     with pytest.raises(ConfigError, match="unknown connections"):
         load_settings(h.config)
+
+
+def test_projected_ids_are_the_uuid5_of_connection_type_and_anchor():
+    import uuid
+
+    from profile_sync.sync.join_rules import _MV_NAMESPACE, projected_id, projected_ids
+
+    anchors = ["3f2a9c1e-0000-4000-8000-000000000001", "uid=ünïcode,dc=example", "", "a\x1fb", "東京"]
+    for connection in ("corp", "forêt-2"):
+        got = projected_ids(connection, ["person", "group"] * 2 + ["person"], anchors)
+        want = [str(uuid.uuid5(_MV_NAMESPACE, f"{connection}\x1f{t}\x1f{a}"))
+                for t, a in zip(["person", "group"] * 2 + ["person"], anchors)]
+        assert got == want == [projected_id(connection, t, a) for t, a in zip(["person", "group"] * 2 + ["person"], anchors)]
+        assert all(uuid.UUID(g).version == 5 and uuid.UUID(g).variant == uuid.RFC_4122 for g in got)
