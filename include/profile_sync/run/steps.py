@@ -538,12 +538,10 @@ def _managed(directories: list[ResolvedDirectory]) -> list[str]:
 def synchronize(ctx: RunContext) -> Summary:
     """Directory connector spaces → metaverse → pending exports to the profile store."""
     directories = _directories(ctx)
-    spaces = {}
-    for d in directories:
-        space = ctx.state.read_frame(f"cs/{d.name}")
+    spaces = {d.name: ctx.state.read_frame(f"cs/{d.name}") for d in directories}
+    for name, space in spaces.items():
         if space is None:
-            raise RuntimeError(f"connector space of {d.name!r} missing: import_directory did not run")
-        spaces[d.name] = space
+            raise RuntimeError(f"connector space of {name!r} missing: import_directory did not run")
     links = ctx.store.read_committed_frame("mv/links")
     links = links if links is not None else empty_links()
     only, previous_people = _dirty_set(ctx, directories, spaces, links)
@@ -551,6 +549,8 @@ def synchronize(ctx: RunContext) -> Summary:
                          ctx.settings.deletion.disabled_accounts, ctx.settings.precedence,
                          only=only, previous_people=previous_people)
     mv, held_for_writeback = _hold_profile_changes(ctx, mv, spaces, directories)
+    space = None
+    spaces.clear()  # the connector spaces are not needed any more: their memory is reused for the store's frames
     pending = plan_profile_store_exports(
         mv, ctx.state.read_frame("ps/people"), ctx.state.read_frame("ps/groups"),
         ctx.state.read_frame("ps/memberships"), _managed(directories), property_specs(ctx.settings),
