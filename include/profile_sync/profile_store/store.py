@@ -186,8 +186,13 @@ def copy_out_frame(conn: Connection, table: Table, columns: list[Column]) -> pd.
         convert_options=pa_csv.ConvertOptions(
             column_types={n: arrow_types[k] for n, k in zip(names, kinds)}, null_values=[""],
             strings_can_be_null=True, quoted_strings_can_be_null=False, true_values=["t"], false_values=["f"]))
+    from profile_sync._pandas import strings_to_objects
+
     data: dict[str, Any] = {}
     for name, kind in zip(names, kinds):
+        if kind is str:  # converted in C, repeated values (departments, titles) shared
+            data[name] = pd.Series(strings_to_objects(parsed.column(name)), dtype=object)
+            continue
         values = parsed.column(name).to_pylist()
         if kind is bytes:
             values = [bytes.fromhex(v) if v is not None else None for v in values]
@@ -334,6 +339,11 @@ class ProfileStore:
         """``base`` with the rows whose ``key`` is in ``ids`` replaced by their current rows."""
         if not ids:
             return base
+        if len(ids) * 2 >= len(base):
+            # Most rows asked for (the confirming import of a first or mass export): one bulk read of the table
+            # (COPY on PostgreSQL) instead of SELECTs by key — the rows not asked for come back as they are.
+            whole = self._frame(conn, table, {c.name for c in table.c if c.name not in base.columns}, actual)
+            return _objects(whole.reindex(columns=base.columns))
         columns = [c for c in base.columns if c in table.c and (actual is None or c in actual)]
         fresh = []
         ordered = sorted(ids)

@@ -63,3 +63,20 @@ def test_timestamps_go_in_by_copy_and_come_out_by_select(postgres_url):
         assert rows == [("a", NOW), ("b", None)]
     finally:
         engine.dispose()
+
+
+def test_repeated_text_comes_out_as_a_select_reads_it_sharing_equal_values(postgres_url):
+    engine = create_engine(postgres_url)
+    t = Table("repeated", MetaData(), Column("k", String(10)), Column("dept", String(50)))
+    t.metadata.create_all(engine)
+    depts = ["Sales", "", None, "Ingénierie", 'R&D, "labs"'] * 400
+    try:
+        with engine.begin() as c:
+            copy_frame(c, t, pd.DataFrame({"k": [str(i) for i in range(len(depts))], "dept": depts}))
+        with engine.connect() as c:
+            selected = sorted((r.k, r.dept) for r in c.execute(select(t)).fetchall())
+            copied = copy_out_frame(c, t, list(t.c))
+        assert sorted(zip(copied["k"], copied["dept"])) == selected
+        assert len({id(v) for v in copied["dept"] if v is not None}) == 4  # one object per distinct value
+    finally:
+        engine.dispose()
