@@ -37,23 +37,33 @@ def _children_cpu() -> float:
 
 
 def ldapsearch(uri: str, bind_dn: str, password: str, bases: list[str], search_filter: str,
-               attributes: list[str], page_size: int, out: Path) -> Timed:
-    """Paged ``ldapsearch`` of every base, LDIF to ``out``; the entries it wrote."""
+               attributes: list[str], page_size: int, out: Path, repeat: int = 3) -> Timed:
+    """Paged ``ldapsearch`` of every base, LDIF to ``out``; the entries it wrote.
+
+    Run ``repeat`` times, the fastest kept (with its CPU time): one run's wall time here varied 1.1–3.6 s
+    at 100,000 entries (the disk busy with the database's checkpoint after the full sync's export), and a
+    floor is what the tool can do."""
     binary = shutil.which("ldapsearch")
     if binary is None:
         raise SystemExit("ldapsearch not found: install ldap-utils (bash tests/servers/install.sh)")
-    total = 0.0
-    cpu0 = _children_cpu()
-    with out.open("wb") as sink:
-        for base in bases:
-            t0 = time.perf_counter()
-            subprocess.run([binary, "-LLL", "-x", "-H", uri, "-D", bind_dn, "-y", _secret_file(out, password),
-                            "-b", base, "-s", "sub", "-a", "never", "-E", f"pr={page_size}/noprompt",
-                            search_filter, *attributes], stdout=sink, check=True, timeout=1800)
-            total += time.perf_counter() - t0
-    with out.open("rb") as f:
-        count = sum(1 for line in f if line.startswith((b"dn: ", b"dn:: ")))
-    return Timed(total, count, _children_cpu() - cpu0)
+    best: Timed | None = None
+    for _ in range(max(1, repeat)):
+        total = 0.0
+        cpu0 = _children_cpu()
+        with out.open("wb") as sink:
+            for base in bases:
+                t0 = time.perf_counter()
+                subprocess.run([binary, "-LLL", "-x", "-H", uri, "-D", bind_dn, "-y", _secret_file(out, password),
+                                "-b", base, "-s", "sub", "-a", "never", "-E", f"pr={page_size}/noprompt",
+                                search_filter, *attributes], stdout=sink, check=True, timeout=1800)
+                total += time.perf_counter() - t0
+        with out.open("rb") as f:
+            count = sum(1 for line in f if line.startswith((b"dn: ", b"dn:: ")))
+        run = Timed(total, count, _children_cpu() - cpu0)
+        if best is None or run.seconds < best.seconds:
+            best = run
+    assert best is not None
+    return best
 
 
 def _secret_file(near: Path, password: str) -> str:
