@@ -27,7 +27,7 @@ import pandas as pd
 from profile_sync.config.presets import ResolvedDirectory
 from profile_sync.directory.dn import normalize_dns, normalize_member_dns, split_optional_uid
 from profile_sync.sync.connector_space import attr_column
-from profile_sync.sync.transforms import MULTI
+from profile_sync.sync.transforms import MULTI, first_values
 
 DELTA_KEY = ["anchor", "row_hash", "in_scope", "dn_norm", "object_type"]
 """The connector-space columns a delta needs from the previous run."""
@@ -123,7 +123,7 @@ def reference_dependents(
             refs = people.loc[people[column].notna(), ["anchor", column]]
             if refs.empty:
                 continue
-            values = refs[column].map(lambda v: (v[0] if len(v) else None) if isinstance(v, MULTI) else v)
+            values = first_values(refs[column])
             norm = pd.Series(normalize_dns(values.tolist()), index=refs.index, dtype=object)
             hit = norm.isin(changed_dns) | norm.map(conn_targets).isin(dirty_ids)
             anchors = set(refs.loc[hit, "anchor"])
@@ -159,7 +159,7 @@ def stale_references(
     for column in reference_columns:
         if column in kept.columns:
             present = kept[column].notna()
-            values = kept.loc[present, column].map(lambda v: (v[0] if len(v) else None) if isinstance(v, MULTI) else v)
+            values = first_values(kept.loc[present, column])
             norms = pd.Series(normalize_dns(values.tolist()), index=values.index, dtype=object)
             hit.loc[norms.index[norms.isin(old)]] = True
     for column in member_columns:

@@ -21,7 +21,7 @@ MULTI = (list, tuple, np.ndarray)
 """Multi-valued attributes are lists in memory and numpy arrays once read back from Parquet."""
 
 
-def _first(values: pd.Series, multi: bool = True) -> pd.Series:
+def first_values(values: pd.Series, multi: bool = True) -> pd.Series:
     """First value of a multi-valued attribute; single values unchanged (``object``, None where none).
 
     One comprehension over the object array (a quarter of ``Series.map``'s time, which also re-infers a
@@ -36,7 +36,7 @@ def _first(values: pd.Series, multi: bool = True) -> pd.Series:
 
 
 def _text(values: pd.Series, multi: bool = True) -> pd.Series:
-    first = _first(values, multi).astype(object)
+    first = first_values(values, multi).astype(object)
     return first.where(first.notna(), None)
 
 
