@@ -339,7 +339,7 @@ class ProfileStore:
         """``base`` with the rows whose ``key`` is in ``ids`` replaced by their current rows."""
         if not ids:
             return base
-        if len(ids) * 2 >= len(base):
+        if len(ids) * 2 >= base[key].nunique():  # ids are keys: group ids for memberships, not rows
             # Most rows asked for (the confirming import of a first or mass export): one bulk read of the table
             # (COPY on PostgreSQL) instead of SELECTs by key — the rows not asked for come back as they are.
             whole = self._frame(conn, table, {c.name for c in table.c if c.name not in base.columns}, actual)
