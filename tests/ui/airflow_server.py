@@ -94,6 +94,8 @@ class AirflowServer:
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
             "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+            # The scheduler's "Received executor event" lines: tests wait for them (executor_event_drained).
+            "AIRFLOW__LOGGING__NAMESPACE_LEVELS": "airflow.jobs.scheduler_job_runner=INFO",
             "AIRFLOW__API__HOST": LOOPBACK,
             "AIRFLOW__API__PORT": str(self.port),
             "AIRFLOW__API__WORKERS": "1",
@@ -151,6 +153,27 @@ class AirflowServer:
 
     def logs(self, chars: int = 1500) -> str:
         return "\n".join(f"--- {name} log:\n{p.log_tail(chars)}" for name, p in self.processes.items())
+
+    def executor_event_drained(self, dag_id: str, run_id: str, task_id: str, try_number: int = 1) -> bool:
+        """Whether the scheduler has taken the executor's report of that attempt's process ending.
+
+        A task parked for input (``awaiting_input``) ends its process; the executor reports "success" for
+        it and the scheduler drains that report some seconds later. Resumed before that (an answer within
+        those seconds), the attempt is running when the stale report arrives, and the scheduler fails it
+        as "killed externally" (apache/airflow#72716, open for 3.3). Tests answer after this is True."""
+        log = self.home / "scheduler.log"
+        if not log.exists():
+            return False
+        key = f"dag_id='{dag_id}', task_id='{task_id}', run_id='{run_id}', try_number={try_number},"
+        return any("Received executor event with state" in line and key in line
+                   for line in log.read_text(errors="replace").splitlines())
+
+    def task_log(self, dag_id: str, run_id: str, task_id: str, chars: int = 4000) -> str:
+        """The end of each attempt's log of one task instance (for a failing test's message)."""
+        folder = self.home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}"
+        files = sorted(folder.glob("attempt=*.log")) if folder.is_dir() else []
+        return "\n".join(f"--- {f.name}:\n{f.read_text(errors='replace')[-chars:]}" for f in files) or \
+            f"(no log under {folder})"
 
     def _all_alive(self) -> bool:
         return all(p.alive() for p in self.processes.values())
