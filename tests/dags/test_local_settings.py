@@ -52,3 +52,38 @@ def test_airflow_imports_the_projects_local_settings():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True,
                          env=env, cwd="/")
     assert out.stdout.strip().splitlines()[-1] == str(ROOT / "plugins" / "airflow_local_settings.py")
+
+
+FORK_PROBE = ("import sys, os, json; sys.argv = {argv!r}; import airflow_local_settings; "
+              "loaded = 'airflow.providers.standard.operators.hitl' in sys.modules; r, w = os.pipe(); pid = os.fork()\n"
+              "if pid == 0:\n"
+              "    from airflow.sdk import Asset\n"
+              "    before = set(sys.modules); Asset(name='probe', uri='profile-sync://probe/x')\n"
+              "    out = {{'hitl': 'airflow.providers.standard.operators.hitl' in sys.modules,\n"
+              "           'asset_imports': sorted(set(sys.modules) - before)}}\n"
+              "    os.write(w, json.dumps(out).encode()); os._exit(0)\n"
+              "os.close(w); child = json.loads(os.read(r, 1 << 20)); os.waitpid(pid, 0)\n"
+              "print(json.dumps({{'before_fork': loaded, **child}}))")
+
+
+def _fork_probe(argv: list[str], **env: str) -> dict:
+    out = subprocess.run([sys.executable, "-c", FORK_PROBE.format(argv=argv)], capture_output=True, text=True,
+                         timeout=180, check=True, cwd=ROOT,
+                         env={**os.environ, "PYTHONPATH": str(ROOT / "plugins"), **env})
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_a_task_starter_warms_airflows_side_of_a_task_before_it_forks():
+    """Before its first fork the scheduler loads the task runner's operators and the providers' asset URI
+    handlers, so a forked task builds the DAG file's Asset without importing anything (it imported every
+    provider's asset module — Amazon's S3 hook, boto3 — in each task)."""
+    got = _fork_probe(["airflow", "scheduler"])
+    assert got["before_fork"] is False  # nothing of Airflow's at import time: Airflow is still starting then
+    assert got["hitl"] is True
+    assert got["asset_imports"] == []
+
+
+def test_without_preloading_a_forked_task_loads_the_asset_handlers_itself():
+    got = _fork_probe(["airflow", "scheduler"], PROFILE_SYNC_PRELOAD="0")
+    assert got["hitl"] is False
+    assert got["asset_imports"] != []  # the probe sees the cost the preloading takes away
