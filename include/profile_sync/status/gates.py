@@ -10,12 +10,12 @@ from __future__ import annotations
 from typing import Any, Literal
 
 GATE_STEPS = ("validate_export", "validate_bcs")
-Outcome = Literal["passed", "overridden", "approved", "waiting", "rejected", "timed_out", "failed"]
+Outcome = Literal["passed", "overridden", "approved", "waiting", "rejected", "timed_out", "unanswered", "failed"]
 
 
 def _outcome(step: dict[str, Any], report: dict[str, Any], approval: dict[str, Any] | None) -> Outcome:
     if step.get("step") == "validate_export" and approval and approval.get("status") in (
-            "waiting", "approved", "rejected", "timed_out"):
+            "waiting", "approved", "rejected", "timed_out", "unanswered"):
         return approval["status"]
     if step.get("status") == "failed":
         return "failed"

@@ -153,6 +153,28 @@ def test_a_rejected_or_timed_out_approval_writes_nothing(synced, decision, says)
     assert waiting_for_approval(h.context()) is None
 
 
+def test_a_run_that_ends_while_it_waits_closes_the_request_and_writes_nothing(synced):
+    """approve_export never recorded a decision (Airflow failed the resumed task as "killed externally",
+    apache/airflow#72716, or the run was stopped): the teardown ends the run failed and closes the request."""
+    from profile_sync.status.gates import gate_reports
+
+    h, _ = synced
+    ctx = h.context()
+    before = snapshot(h, ctx)
+    assert until_gate(ctx)["approval_needed"] is True
+    steps.release_run(ctx)  # the DAG's teardown; approve_export never got to record anything
+    assert snapshot(h, ctx) == before
+    doc = ctx.history.get(ctx.run_key)
+    assert doc["status"] == "failed"
+    assert "before a decision was recorded" in doc["error"] and "nothing was written" in doc["error"]
+    assert doc["approval"]["status"] == "unanswered" and doc["approval"]["ended_at"]
+    assert doc["approval"]["requested_at"]  # the request's fields are kept
+    (report,) = [r for r in gate_reports([doc]) if r["step"] == "validate_export"]
+    assert report["outcome"] == "unanswered"
+    assert ctx.lease.holder() is None
+    assert waiting_for_approval(h.context()) is None
+
+
 def test_an_approval_after_another_run_committed_state_is_refused(synced):
     """The lease expired while the run waited and another run committed: the pending exports are stale."""
     h, _ = synced
