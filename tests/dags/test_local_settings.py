@@ -18,9 +18,10 @@ PROBE = ("import sys, json; sys.argv = {argv!r}; import airflow_local_settings a
          "'policies': s.__all__}}))")
 
 
-def _probe(argv: list[str], **env: str) -> dict:
-    out = subprocess.run([sys.executable, "-c", PROBE.format(argv=argv)], capture_output=True, text=True,
-                         timeout=120, check=True, cwd=ROOT,
+def _probe(argv: list[str], probe: str = PROBE, **env: str) -> dict:
+    """Run ``probe`` as a process started as ``argv``, with the plugins folder on its path; its JSON line."""
+    out = subprocess.run([sys.executable, "-c", probe.format(argv=argv)], capture_output=True, text=True,
+                         timeout=180, check=True, cwd=ROOT,
                          env={**os.environ, "PYTHONPATH": str(ROOT / "plugins"), **env})
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -66,24 +67,17 @@ FORK_PROBE = ("import sys, os, json; sys.argv = {argv!r}; import airflow_local_s
               "print(json.dumps({{'before_fork': loaded, **child}}))")
 
 
-def _fork_probe(argv: list[str], **env: str) -> dict:
-    out = subprocess.run([sys.executable, "-c", FORK_PROBE.format(argv=argv)], capture_output=True, text=True,
-                         timeout=180, check=True, cwd=ROOT,
-                         env={**os.environ, "PYTHONPATH": str(ROOT / "plugins"), **env})
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def test_a_task_starter_warms_airflows_side_of_a_task_before_it_forks():
     """Before its first fork the scheduler loads the task runner's operators and the providers' asset URI
     handlers, so a forked task builds the DAG file's Asset without importing anything (it imported every
     provider's asset module — Amazon's S3 hook, boto3 — in each task)."""
-    got = _fork_probe(["airflow", "scheduler"])
+    got = _probe(["airflow", "scheduler"], FORK_PROBE)
     assert got["before_fork"] is False  # nothing of Airflow's at import time: Airflow is still starting then
     assert got["hitl"] is True
     assert got["asset_imports"] == []
 
 
 def test_without_preloading_a_forked_task_loads_the_asset_handlers_itself():
-    got = _fork_probe(["airflow", "scheduler"], PROFILE_SYNC_PRELOAD="0")
+    got = _probe(["airflow", "scheduler"], FORK_PROBE, PROFILE_SYNC_PRELOAD="0")
     assert got["hitl"] is False
     assert got["asset_imports"] != []  # the probe sees the cost the preloading takes away
