@@ -297,6 +297,7 @@ def release_run(ctx: RunContext) -> Summary:
     if status in ("running", "waiting"):
         failed = [s for s in doc.get("steps", []) if s.get("status") == "failed"]
         error = failed[-1].get("error") if failed else doc.get("error") or "the run stopped before it finished"
+        now = _now()
         fields: dict[str, Any] = {}
         approval = doc.get("approval") or {}
         if approval.get("status") == "waiting":
@@ -305,8 +306,8 @@ def release_run(ctx: RunContext) -> Summary:
             if not any(s.get("step") == "approve_export" for s in failed):
                 error = ("the run ended while it waited for an approval, before a decision was recorded "
                          "(approve_export did not run to its end: see its log); nothing was written")
-            fields["approval"] = {**approval, "status": "unanswered", "ended_at": _now()}
-        ctx.history.update_if(ctx.run_key, ("running", "waiting"), status="failed", finished_at=_now(),
+            fields["approval"] = {**approval, "status": "unanswered", "ended_at": now}
+        ctx.history.update_if(ctx.run_key, ("running", "waiting"), status="failed", finished_at=now,
                               error=error, **fields)
         ctx.store.discard_run(ctx.run_key)
         status = "failed"

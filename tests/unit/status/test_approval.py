@@ -167,7 +167,7 @@ def test_a_run_that_ends_while_it_waits_closes_the_request_and_writes_nothing(sy
     doc = ctx.history.get(ctx.run_key)
     assert doc["status"] == "failed"
     assert "before a decision was recorded" in doc["error"] and "nothing was written" in doc["error"]
-    assert doc["approval"]["status"] == "unanswered" and doc["approval"]["ended_at"]
+    assert doc["approval"]["status"] == "unanswered" and doc["approval"]["ended_at"] == doc["finished_at"]
     assert doc["approval"]["requested_at"]  # the request's fields are kept
     (report,) = [r for r in gate_reports([doc]) if r["step"] == "validate_export"]
     assert report["outcome"] == "unanswered"
