@@ -14,7 +14,7 @@ from tests.conftest import ROOT
 
 PROBE = ("import sys, json; sys.argv = {argv!r}; import airflow_local_settings as s; "
          "print(json.dumps({{'pandas': 'pandas' in sys.modules, 'pyarrow': 'pyarrow.parquet' in sys.modules, "
-         "'ours': sorted(m for m in sys.modules if m.startswith(('profile_sync', 'profile_sync_airflow'))), "
+         "'gx': 'great_expectations' in sys.modules, 'ours': sorted(m for m in sys.modules if m.startswith(('profile_sync', 'profile_sync_airflow'))), "
          "'policies': s.__all__}}))")
 
 
@@ -31,6 +31,7 @@ def _probe(argv: list[str], probe: str = PROBE, **env: str) -> dict:
 def test_processes_that_fork_tasks_preload_the_libraries_but_not_the_project(argv):
     got = _probe(argv)
     assert got["pandas"] and got["pyarrow"]
+    assert got["gx"]  # the gate's engine: validate_export no longer imports it in each run
     assert got["ours"] == [] and got["policies"] == []
 
 
@@ -38,12 +39,12 @@ def test_processes_that_fork_tasks_preload_the_libraries_but_not_the_project(arg
                                   ["python", "-m", "pytest"]])
 def test_other_processes_preload_nothing(argv):
     got = _probe(argv)
-    assert not got["pandas"] and not got["pyarrow"]
+    assert not got["pandas"] and not got["pyarrow"] and not got["gx"]
 
 
 def test_preloading_can_be_turned_off():
     got = _probe(["airflow", "scheduler"], PROFILE_SYNC_PRELOAD="0")
-    assert not got["pandas"]
+    assert not got["pandas"] and not got["gx"]
 
 
 def test_airflow_imports_the_projects_local_settings():
