@@ -327,8 +327,12 @@ def import_directory(ctx: RunContext, connection: str) -> Summary:
     mode = ctx.state.get_value("run/mode", "full")
     reader = make_reader(d, ctx)
     watermark = reader.watermark()  # before the read: changes made during it come again next time
-    previous = ctx.store.read_committed_frame(f"cs/{d.name}", columns=IMPORT_KEY)
     committed_watermark = ctx.store.committed_manifest()["values"].get(f"watermark/{d.name}")
+    # A delta read merges into the whole committed connector space: read it once, whole; otherwise its keys
+    # (for the counts) are all this step needs of it.
+    may_delta = (mode == "incremental" and bool(committed_watermark) and committed_watermark != watermark
+                 and hasattr(reader, "read_delta"))
+    previous = ctx.store.read_committed_frame(f"cs/{d.name}", columns=None if may_delta else IMPORT_KEY)
     attributes = frozenset(d.attributes) | {"objectclass"}
     full_import_reason = None
     delta = None
@@ -338,14 +342,15 @@ def import_directory(ctx: RunContext, connection: str) -> Summary:
         held = ctx.store.read_committed_frame(f"held/{d.name}")
     else:
         reused = False
-        if mode == "incremental" and previous is not None and committed_watermark and hasattr(reader, "read_delta"):
+        if may_delta and previous is not None:
             try:
                 delta = reader.read_delta(attributes, committed_watermark)
             except DeltaStateInvalid as exc:
                 full_import_reason = exc.reason
+                previous = previous[[c for c in IMPORT_KEY if c in previous.columns]]  # keys only: free the rest
         if delta is not None:
             # Held objects of a delta keep their previous rows (apply_delta keeps what it does not replace).
-            space, held, reread = _merge_delta(ctx, d, delta, reader)
+            space, held, reread = _merge_delta(ctx, d, delta, reader, previous)
             watermark = delta.watermark
         else:
             imported = build_connector_space(reader.read_full(attributes), d)
@@ -357,6 +362,7 @@ def import_directory(ctx: RunContext, connection: str) -> Summary:
     if held is None:
         held = pd.DataFrame(columns=HELD_COLUMNS)
     counts = _import_counts(previous, space)
+    previous = None  # (a delta's whole committed space) not needed while the new one is written
     if not reused:
         ctx.state.write_frame(f"cs/{d.name}", space)
         ctx.state.write_frame(f"held/{d.name}", held)
@@ -384,7 +390,7 @@ def import_directory(ctx: RunContext, connection: str) -> Summary:
 
 
 def _merge_delta(ctx: RunContext, d: ResolvedDirectory, delta,  # noqa: ANN001
-                 reader) -> tuple[pd.DataFrame, pd.DataFrame, int]:  # noqa: ANN001
+                 reader, previous: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, int]:  # noqa: ANN001
     """The connector space after a delta read: changed rows decoded and scoped, merged into the last one.
 
     Directories rewrite references on other objects without reporting them (DESIGN §6b), so two kinds of
@@ -397,8 +403,8 @@ def _merge_delta(ctx: RunContext, d: ResolvedDirectory, delta,  # noqa: ANN001
       from outside the containers, or created outside and moved in): its old DN was never known here, so
       the server is searched for ``(member=<dn>)``, ``(uniqueMember=<dn>)``, ``(manager=<dn>)``.
 
-    Returns the space, the held objects and how many objects were re-read."""
-    previous = ctx.store.read_committed_frame(f"cs/{d.name}")
+    ``previous``: the committed connector space. Returns the space, the held objects and how many objects
+    were re-read."""
     references = [attr_column(m.source) for m in d.mappings.values() if m.transform == "reference"]
     members = [attr_column(a) for a in d.member_attributes]
     attributes = frozenset(d.attributes) | {"objectclass"}

@@ -255,6 +255,32 @@ def test_changed_scope_or_a_foreign_watermark_invalidates_it(slapd_server):
         narrower.read_delta(frozenset(), {"kind": "active_directory"})
 
 
+def test_an_incremental_run_whose_delta_state_is_invalid_reads_everything_and_counts_right(slapd_fresh, tmp_path):
+    """The step falls back to a full read when the delta cannot be used (here: the accesslog was purged past
+    the committed watermark): it says why, counts against the committed connector space, and lands where a
+    full synchronization lands."""
+    directory = {"name": "openldap", "preset": "inetorgperson", "containers": [PEOPLE, GROUPS]}
+    inc = LdapSyncHarness(tmp_path / "inc", slapd_info(slapd_fresh), directory, gates=NO_LIMITS)
+    full = LdapSyncHarness(tmp_path / "full", slapd_info(slapd_fresh), directory, gates=NO_LIMITS)
+    conn = slapd_fresh.connect()
+    assert conn.modify(f"uid=p0001,{PEOPLE}", {"title": [(ldap3.MODIFY_REPLACE, ["before"])]})  # a log record
+    inc.sync("full")
+    full.sync("full")
+    record = inc.context().store.committed_manifest()["values"]["watermark/openldap"]["accesslog"]["last_record"]
+    assert record and conn.delete(record)  # what logpurge does to old records
+    assert conn.modify(f"uid=p0003,{PEOPLE}", {"title": [(ldap3.MODIFY_REPLACE, ["changed"])]})
+    out = inc.sync("incremental")
+    full.sync("full")
+    imported = out["import_directory[openldap]"]
+    assert out["start_run"]["mode"] == "incremental"
+    assert "purged past the watermark" in imported["full_import_reason"]
+    assert imported["delta_read"] is False and imported["read"] == "full read"
+    assert (imported["adds"], imported["updates"], imported["deletes"]) == (0, 1, 0)
+    assert imported["unchanged"] == imported["objects"] - 1
+    assert_same(snapshot(inc), snapshot(full), "after the fallback to a full read")
+    assert inc.sql("SELECT title FROM user_profiles WHERE user_name = 'p0003'") == [("changed",)]
+
+
 def test_a_delta_sees_the_dangling_references_a_full_read_sees_without_refint(slapd_fresh, tmp_path):
     """slapd without refint keeps a deleted or renamed person's old DN in ``member`` and ``manager``: a full read
     sees it unresolved, and resolving again when an object takes that DN. The delta re-reads the objects holding
