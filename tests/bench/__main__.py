@@ -30,6 +30,9 @@ the bench's PostgreSQL) runs ``profile_sync_incremental`` on the same directory 
 layout (``tasks.incremental``: ``per_step``, then ``fused``, each its own Airflow), triggered through the
 REST API, twice: the second run (the scheduler warm, as in production) is measured, its wall
 time (queued → end) minus the engine's time (its steps in the run history); the first is reported too.
+Before each of those runs another 1 % of the people change (other people each round), so each run
+synchronizes a change through every step, the gate's Great Expectations included, as a scheduled
+incremental run does; its steps' times are printed beside the overhead.
 
 The last line printed is one JSON object (``people``, ``floor_s``, ``full_engine_s``, ``full_ratio``,
 ``nochange_engine_s``, ``nochange_ratio``, ``incremental_engine_s``, ``airflow_overhead_s``,
@@ -190,6 +193,16 @@ def bench_ldap(work: Path, people: int, groups: int, share: float, with_airflow:
             from tests.bench import airflow_run
 
             airflow = {}
+            gone = set(changes.deleted)
+            rounds = iter(range(1, 100))
+
+            def change_again() -> str:
+                """Another 1 % change before each scheduled run: it synchronizes a change, as in production."""
+                more = bench_directory.change(slapd.uri, slapd.admin_dn, slapd.admin_password, sample, share,
+                                              next(rounds), gone)
+                gone.update(more.deleted)
+                return more.describe()
+
             for layout in ("per_step", "fused"):  # the two task layouts (README: tasks.incremental)
                 layout_config = config.with_name(f"profile_sync_{layout}.yaml")
                 layout_config.write_text(yaml.safe_dump({**yaml.safe_load(config.read_text()),
@@ -197,7 +210,8 @@ def bench_ldap(work: Path, people: int, groups: int, share: float, with_airflow:
                 meta = f"airflow_meta_{layout}"  # Airflow's metadata DB in PostgreSQL, as in production
                 pg.psql(f'CREATE DATABASE "{meta}" OWNER "{pg.user}"')
                 airflow[layout] = airflow_run.measure(layout_config, connections, "profile_sync_incremental", {},
-                                                      metadata_url=pg.url.rsplit("/", 1)[0] + "/" + meta)
+                                                      metadata_url=pg.url.rsplit("/", 1)[0] + "/" + meta,
+                                                      before_each=change_again)
     finally:
         slapd.close()
         pg.close()
@@ -388,6 +402,9 @@ def report(ldap: dict[str, Any] | None, ldif: dict[str, Any] | None, people: int
                   f"start-up, imports, task runner — and {airflow['between_tasks_s']:.2f} s between them, of which "
                   f"{airflow['before_first_task_s']:.2f} s before the first task); the first run after the "
                   f"scheduler started: overhead {airflow['first_run_after_start']['overhead_s']:.2f} s")
+            if airflow.get("changes"):
+                steps = ", ".join(f"{k} {v:.2f}" for k, v in airflow.get("engine_steps_s", {}).items() if v >= 0.05)
+                print(f"      the run synchronized {airflow['changes']} (a new 1 % before each run); steps: {steps}")
         peak = max(full.peak_rss_mb, nochange.peak_rss_mb, inc.peak_rss_mb)
         summary.update({
             "groups": ldap["groups"], "memberships": ldap["memberships"], "entries": read.count, "rows": copy.count,

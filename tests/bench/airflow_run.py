@@ -17,7 +17,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from tests.servers._util import ServerProcess, run
 from tests.ui.airflow_server import AirflowServer
@@ -105,8 +105,11 @@ def _seconds(a: str, b: str) -> float:
 
 
 def measure(config: Path, connections: dict[str, dict[str, Any]], dag_id: str, conf: dict[str, Any],
-            metadata_url: str | None = None) -> dict[str, Any]:
-    """One scheduled run of ``dag_id``: its wall time, the engine's time, and the difference."""
+            metadata_url: str | None = None, before_each: Callable[[], str] | None = None) -> dict[str, Any]:
+    """One scheduled run of ``dag_id``: its wall time, the engine's time, and the difference.
+
+    ``before_each``: called before each of the two runs (the bench changes 1 % of the directory, so the runs
+    synchronize a change, as a scheduled incremental run does); what it returns (a description) is reported."""
     from profile_sync.config import load_settings
     from profile_sync.run.context import RunContext, run_key
 
@@ -116,7 +119,9 @@ def measure(config: Path, connections: dict[str, dict[str, Any]], dag_id: str, c
         # A production scheduler is already running when a run is triggered; the first run after start-up also
         # waits for the scheduler's and the dag-processor's first loops. So: one run to warm up (reported), then
         # the measured one.
+        changed = [before_each() if before_each else None]
         first = airflow.run_dag(dag_id, conf)
+        changed.append(before_each() if before_each else None)
         run_doc = airflow.run_dag(dag_id, conf)
     finally:
         airflow.close()
@@ -135,7 +140,10 @@ def measure(config: Path, connections: dict[str, dict[str, Any]], dag_id: str, c
     wall = _seconds(run_doc["queued_at"], run_doc["end_date"])
     tasks = [t for t in run_doc["task_instances"] if t.get("start_date") and t.get("end_date")]
     in_tasks = sum(_seconds(t["start_date"], t["end_date"]) for t in tasks)
-    return {"dag_id": dag_id, "run_id": run_doc["dag_run_id"], "wall_s": round(wall, 3),
+    steps = {s["step"] + (f"[{s['connection']}]" if s.get("connection") else ""): round(s.get("duration_s", 0), 3)
+             for s in history.get("steps", []) if s.get("step")}
+    return {"dag_id": dag_id, "run_id": run_doc["dag_run_id"], "wall_s": round(wall, 3), "changes": changed[1],
+            "engine_steps_s": steps,
             "metadata_db": "postgresql" if metadata_url else "sqlite",
             "engine_s": round(engine, 3), "overhead_s": round(wall - engine, 3),
             "tasks": len(tasks), "in_tasks_s": round(in_tasks, 3),

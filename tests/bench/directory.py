@@ -50,8 +50,12 @@ class Changes:
         return f"{len(self.modified):,} modified, {len(self.deleted):,} deleted, {len(self.added):,} added"
 
 
-def change(uri: str, bind_dn: str, password: str, directory: SampleDirectory, share: float) -> Changes:
-    """Change ``share`` of the people through LDAP; 1 % of 100,000 is 990 modified, 5 deleted, 5 added."""
+def change(uri: str, bind_dn: str, password: str, directory: SampleDirectory, share: float, round_: int = 0,
+           gone: set[str] | frozenset[str] = frozenset()) -> Changes:
+    """Change ``share`` of the people through LDAP; 1 % of 100,000 is 990 modified, 5 deleted, 5 added.
+
+    ``round_``: another round of changes after earlier ones (other people, new titles, new names for the added
+    people); ``gone``: the mail addresses of the people earlier rounds deleted (never chosen again)."""
     import ldap
     import ldap.modlist
 
@@ -64,10 +68,11 @@ def change(uri: str, bind_dn: str, password: str, directory: SampleDirectory, sh
             accounts.setdefault(p.mail.lower(), []).append(p.key)
     ordinary = [p for p in directory.people
                 if p.mail and p.key not in planted and len(accounts[p.mail.lower()]) == 1
-                and not dns[p.key].lower().endswith("," + EXCLUDED.lower())]
+                and not dns[p.key].lower().endswith("," + EXCLUDED.lower()) and p.mail.lower() not in gone]
     total = max(3, round(len(directory.people) * share))
     few = max(1, total // 200)
-    rnd = random.Random(1)
+    rnd = random.Random(1 + round_)
+    tag = f" r{round_}" if round_ else ""
     chosen = rnd.sample(ordinary, min(len(ordinary), total))
     deleted = [p for p in chosen if p.key not in managers][:few]
     modified = [p for p in chosen if p not in deleted][: total - 2 * few]
@@ -78,16 +83,17 @@ def change(uri: str, bind_dn: str, password: str, directory: SampleDirectory, sh
     try:
         conn.simple_bind_s(bind_dn, password)
         for p in modified:
-            conn.modify_s(dns[p.key], [(ldap.MOD_REPLACE, "title", [f"Changed title {p.key}".encode()])])
+            conn.modify_s(dns[p.key], [(ldap.MOD_REPLACE, "title", [f"Changed title {p.key}{tag}".encode()])])
             out.modified.add(p.mail.lower())
         for p in deleted:
             conn.delete_s(dns[p.key])
             out.deleted.add(p.mail.lower())
         for i in range(few):
-            mail = f"bench.added.{i}@example.org"
-            conn.add_s(f"uid=bench-added-{i},{parent}", ldap.modlist.addModlist({
+            name = f"bench-added-{i}" + (f"-r{round_}" if round_ else "")
+            mail = f"{name.replace('-', '.')}@example.org"
+            conn.add_s(f"uid={name},{parent}", ldap.modlist.addModlist({
                 "objectClass": [b"top", b"person", b"organizationalPerson", b"inetOrgPerson"],
-                "uid": [f"bench-added-{i}".encode()], "cn": [f"Bench Added {i}".encode()],
+                "uid": [name.encode()], "cn": [f"Bench Added {i}{tag}".encode()],
                 "sn": [b"Added"], "mail": [mail.encode()], "title": [b"New hire"]}))
             out.added.add(mail)
     finally:
