@@ -32,7 +32,9 @@ REST API, twice: the second run (the scheduler warm, as in production) is measur
 time (queued → end) minus the engine's time (its steps in the run history); the first is reported too.
 Before each of those runs another 1 % of the people change (other people each round), so each run
 synchronizes a change through every step, the gate's Great Expectations included, as a scheduled
-incremental run does; its steps' times are printed beside the overhead.
+incremental run does; its steps' times are printed beside the overhead. With
+``PROFILE_SYNC_BENCH_AIRFLOW_LOGS=<folder>`` each Airflow's task logs and its scheduler's, dag-processor's
+and api-server's logs are kept there (one folder per layout), to see where a slow task spent its time.
 
 The last line printed is one JSON object (``people``, ``floor_s``, ``full_engine_s``, ``full_ratio``,
 ``nochange_engine_s``, ``nochange_ratio``, ``incremental_engine_s``, ``airflow_overhead_s``,

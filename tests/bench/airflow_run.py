@@ -14,6 +14,8 @@ figure, which also pays the scheduler's start-up, is reported beside it.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -123,6 +125,13 @@ def measure(config: Path, connections: dict[str, dict[str, Any]], dag_id: str, c
         first = airflow.run_dag(dag_id, conf)
         changed.append(before_each() if before_each else None)
         run_doc = airflow.run_dag(dag_id, conf)
+        keep = os.environ.get("PROFILE_SYNC_BENCH_AIRFLOW_LOGS")  # a folder: this Airflow's logs are kept there
+        if keep:
+            target = Path(keep) / config.stem
+            shutil.copytree(airflow.home / "logs", target / "logs", dirs_exist_ok=True)
+            for name in ("scheduler.log", "api-server.log", "dag-processor.log"):
+                if (airflow.home / name).exists():
+                    shutil.copy(airflow.home / name, target / name)
     finally:
         airflow.close()
     from profile_sync.run.context import ConnectionInfo
