@@ -14,7 +14,8 @@ from tests.conftest import ROOT
 
 PROBE = ("import sys, json; sys.argv = {argv!r}; import airflow_local_settings as s; "
          "print(json.dumps({{'pandas': 'pandas' in sys.modules, 'pyarrow': 'pyarrow.parquet' in sys.modules, "
-         "'gx': 'great_expectations' in sys.modules, 'ours': sorted(m for m in sys.modules if m.startswith(('profile_sync', 'profile_sync_airflow'))), "
+         "'gx': 'great_expectations' in sys.modules, "
+         "'ours': sorted(m for m in sys.modules if m.startswith(('profile_sync', 'profile_sync_airflow'))), "
          "'policies': s.__all__}}))")
 
 
