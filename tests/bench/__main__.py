@@ -45,6 +45,7 @@ The last line printed is one JSON object (``people``, ``floor_s``, ``full_engine
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import shutil
@@ -197,7 +198,7 @@ def bench_ldap(work: Path, people: int, groups: int, share: float, with_airflow:
 
             airflow = {}
             gone = set(changes.deleted)
-            rounds = iter(range(1, 100))
+            rounds = itertools.count(1)
 
             def change_again() -> str:
                 """Another 1 % change before each scheduled run: it synchronizes a change, as in production."""

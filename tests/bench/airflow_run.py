@@ -121,9 +121,10 @@ def measure(config: Path, connections: dict[str, dict[str, Any]], dag_id: str, c
         # A production scheduler is already running when a run is triggered; the first run after start-up also
         # waits for the scheduler's and the dag-processor's first loops. So: one run to warm up (reported), then
         # the measured one.
-        changed = [before_each() if before_each else None]
+        if before_each:
+            before_each()
         first = airflow.run_dag(dag_id, conf)
-        changed.append(before_each() if before_each else None)
+        changes = before_each() if before_each else None  # what the measured run synchronizes
         run_doc = airflow.run_dag(dag_id, conf)
         keep = os.environ.get("PROFILE_SYNC_BENCH_AIRFLOW_LOGS")  # a folder: this Airflow's logs are kept there
         if keep:
@@ -151,7 +152,7 @@ def measure(config: Path, connections: dict[str, dict[str, Any]], dag_id: str, c
     in_tasks = sum(_seconds(t["start_date"], t["end_date"]) for t in tasks)
     steps = {s["step"] + (f"[{s['connection']}]" if s.get("connection") else ""): round(s.get("duration_s", 0), 3)
              for s in history.get("steps", []) if s.get("step")}
-    return {"dag_id": dag_id, "run_id": run_doc["dag_run_id"], "wall_s": round(wall, 3), "changes": changed[1],
+    return {"dag_id": dag_id, "run_id": run_doc["dag_run_id"], "wall_s": round(wall, 3), "changes": changes,
             "engine_steps_s": steps,
             "metadata_db": "postgresql" if metadata_url else "sqlite",
             "engine_s": round(engine, 3), "overhead_s": round(wall - engine, 3),
