@@ -460,10 +460,11 @@ def _how_read(watermark: Any, reused: bool, delta: bool) -> str:
 
 def _import_counts(previous: pd.DataFrame | None, space: pd.DataFrame) -> dict[str, int]:
     """Pending imports against the previous connector space: adds, updates, deletes (incl. leaving scope)."""
-    now = space.loc[space["in_scope"], ["anchor", "row_hash"]]
+    exact = {"row_hash": object}  # an outer merge would turn uint64 hashes into floats (sync.delta.changed_objects)
+    now = space.loc[space["in_scope"], ["anchor", "row_hash"]].astype(exact)
     if previous is None or previous.empty:
         return {"adds": len(now), "updates": 0, "deletes": 0, "unchanged": 0}
-    before = previous.loc[previous["in_scope"], ["anchor", "row_hash"]]
+    before = previous.loc[previous["in_scope"], ["anchor", "row_hash"]].astype(exact)
     m = now.merge(before, on="anchor", how="outer", suffixes=("", "_before"), indicator=True)
     both = m["_merge"] == "both"
     same = both & (m["row_hash"] == m["row_hash_before"])
