@@ -30,7 +30,7 @@ from profile_sync.run.dates import SOURCE_DATE, dated_connections
 from profile_sync.sync.attribute_flow import import_properties
 from profile_sync.sync.connector_space import HELD_COLUMNS, attr_column, build_connector_space
 from profile_sync.sync.delta import (DELTA_KEY, DirtySet, apply_delta, compute_dirty_set, entering_scope,
-                                     stale_references)
+                                     merge_by_anchor, stale_references)
 from profile_sync.sync.join_rules import empty_links
 from profile_sync.sync.metaverse import Metaverse, build_metaverse
 from profile_sync.sync.pending_exports import ACTIVE, PendingExports, plan_profile_store_exports
@@ -460,12 +460,11 @@ def _how_read(watermark: Any, reused: bool, delta: bool) -> str:
 
 def _import_counts(previous: pd.DataFrame | None, space: pd.DataFrame) -> dict[str, int]:
     """Pending imports against the previous connector space: adds, updates, deletes (incl. leaving scope)."""
-    exact = {"row_hash": object}  # an outer merge would turn uint64 hashes into floats (sync.delta.changed_objects)
-    now = space.loc[space["in_scope"], ["anchor", "row_hash"]].astype(exact)
+    now = space.loc[space["in_scope"], ["anchor", "row_hash"]]
     if previous is None or previous.empty:
         return {"adds": len(now), "updates": 0, "deletes": 0, "unchanged": 0}
-    before = previous.loc[previous["in_scope"], ["anchor", "row_hash"]].astype(exact)
-    m = now.merge(before, on="anchor", how="outer", suffixes=("", "_before"), indicator=True)
+    before = previous.loc[previous["in_scope"], ["anchor", "row_hash"]]
+    m = merge_by_anchor(now, before)
     both = m["_merge"] == "both"
     same = both & (m["row_hash"] == m["row_hash_before"])
     return {"adds": int((m["_merge"] == "left_only").sum()), "updates": int((both & ~same).sum()),

@@ -87,14 +87,18 @@ def changed_objects(before: pd.DataFrame | None, now: pd.DataFrame) -> tuple[fro
     return frozenset(anchors), frozenset(d for d in dns if d is not None and d == d)
 
 
-def _changed_objects_by_merge(before: pd.DataFrame, now: pd.DataFrame) -> tuple[frozenset[str], frozenset[str]]:
-    """:func:`changed_objects` by an outer merge on the anchor (any anchors, duplicates included).
-
-    The 64-bit row hashes are compared as Python integers: an outer merge with rows on one side only turns a
-    ``uint64`` column into ``float64``, which cannot tell apart hashes that differ in their last bits."""
+def merge_by_anchor(now: pd.DataFrame, before: pd.DataFrame) -> pd.DataFrame:
+    """Outer merge of two connector-space frames on ``anchor`` (``before``'s columns suffixed ``_before``, and
+    ``_merge``), with the 64-bit row hashes as Python integers: an outer merge with rows on one side only turns
+    a ``uint64`` column into ``float64``, which cannot tell apart hashes that differ in their last bits."""
     exact = {"row_hash": object}
-    m = now[_KEY].astype(exact).merge(before[_KEY].astype(exact), on="anchor", how="outer", suffixes=("", "_before"),
-                                      indicator=True)
+    return now.astype(exact).merge(before.astype(exact), on="anchor", how="outer", suffixes=("", "_before"),
+                                   indicator=True)
+
+
+def _changed_objects_by_merge(before: pd.DataFrame, now: pd.DataFrame) -> tuple[frozenset[str], frozenset[str]]:
+    """:func:`changed_objects` by an outer merge on the anchor (any anchors, duplicates included)."""
+    m = merge_by_anchor(now[_KEY], before[_KEY])
     both = m["_merge"] == "both"
     same = both & (m["row_hash"] == m["row_hash_before"]) & (m["in_scope"] == m["in_scope_before"])
     changed = m.loc[~same]
