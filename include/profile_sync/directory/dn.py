@@ -347,5 +347,10 @@ def normalize_dns(dns: Iterable[str | None], *, optional_uid: bool = False) -> l
 def normalize_member_dns(values: Iterable[str | None], attribute: str) -> list[str | None]:
     """``normalize_dns`` for the values of a member attribute (``member``, ``uniqueMember``, or its
     connector-space column ``a.uniquemember``): UIDs dropped where the attribute's syntax has them."""
-    name = attribute.lower().removeprefix("a.")
-    return normalize_dns(values, optional_uid=name in NAME_AND_OPTIONAL_UID)
+    return normalize_dns(values, optional_uid=member_has_optional_uid(attribute))
+
+
+def member_has_optional_uid(attribute: str) -> bool:
+    """Whether values of the member attribute ``attribute`` (or its connector-space column ``a.<name>``) may
+    carry a UID after the DN (syntax nameAndOptionalUID: ``uniqueMember``)."""
+    return attribute.lower().removeprefix("a.") in NAME_AND_OPTIONAL_UID

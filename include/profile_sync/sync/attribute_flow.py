@@ -12,7 +12,7 @@ import pandas as pd
 
 from profile_sync.config.presets import ResolvedDirectory
 from profile_sync.directory.dn import normalize_dns
-from profile_sync.sync.connector_space import attr_column
+from profile_sync.sync.connector_space import KnownDns, attr_column
 from profile_sync.sync.transforms import TRANSFORMS
 
 REF_PREFIX = "ref."
@@ -29,12 +29,13 @@ def reference_properties(directory: ResolvedDirectory) -> list[str]:
 
 
 def flow_in(space: pd.DataFrame, directory: ResolvedDirectory, account_name_format: str,
-            references_only: bool = False) -> pd.DataFrame:
+            references_only: bool = False, known: KnownDns | None = None) -> pd.DataFrame:
     """Property values for every row of ``space`` (same index).
 
     Non-reference properties get their value; reference properties get
     ``ref.<property>`` = the normalised DN they point at (or None).
     ``references_only``: only the ``ref.<property>`` columns (to count what does not resolve).
+    ``known``: the connection's DNs (``KnownDns``), to normalise references by lookup.
     """
     out = pd.DataFrame(index=space.index)
     for prop, mapping in directory.mappings.items():
@@ -46,16 +47,16 @@ def flow_in(space: pd.DataFrame, directory: ResolvedDirectory, account_name_form
         multi = mapping.source.lower() in directory.multi_valued_attributes
         result = TRANSFORMS[mapping.transform](values, account_name_format=account_name_format, multi=multi)
         if mapping.transform == "reference":
-            out[REF_PREFIX + prop] = _normalized(result)
+            out[REF_PREFIX + prop] = _normalized(result, known)
         else:
             out[prop] = result
     return out
 
 
-def _normalized(dns: pd.Series) -> pd.Series:
-    """Each DN normalised (None where missing or invalid); each distinct DN parsed once (many share a manager)."""
+def _normalized(dns: pd.Series, known: KnownDns | None = None) -> pd.Series:
+    """Each DN normalised (None where missing or invalid); each distinct DN once (many share a manager)."""
     present = dns.dropna()
     distinct = pd.unique(present.to_numpy(dtype=object))
-    lookup = dict(zip(distinct, normalize_dns(distinct.tolist())))
+    lookup = dict(zip(distinct, known.normalize(distinct) if known is not None else normalize_dns(distinct.tolist())))
     return pd.Series([lookup[v] for v in present], index=present.index, dtype=object).reindex(dns.index).astype(
         object).where(dns.notna(), None)

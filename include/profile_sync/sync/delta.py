@@ -27,7 +27,7 @@ import pandas as pd
 
 from profile_sync.config.presets import ResolvedDirectory
 from profile_sync.directory.dn import normalize_dns, normalize_member_dns, split_optional_uid
-from profile_sync.sync.connector_space import attr_column
+from profile_sync.sync.connector_space import KnownDns, attr_column
 from profile_sync.sync.transforms import MULTI, first_values
 
 DELTA_KEY = ["anchor", "row_hash", "in_scope", "dn_norm", "object_type"]
@@ -137,8 +137,11 @@ def reference_dependents(
     targets: pd.DataFrame,
     dirty: DirtySet,
     dirty_ids: set[str],
+    known: dict[str, KnownDns] | None = None,
 ) -> set[str]:
-    """Metaverse ids of people whose reference points at a changed DN or a recomputed person."""
+    """Metaverse ids of people whose reference points at a changed DN or a recomputed person.
+
+    ``known``: each connection's :class:`KnownDns` (made here when not given)."""
     out: set[str] = set()
     for d in directories:
         sources = [m.source for m in d.mappings.values()
@@ -156,7 +159,8 @@ def reference_dependents(
             if refs.empty:
                 continue
             values = first_values(refs[column])
-            norm = pd.Series(normalize_dns(values.tolist()), index=refs.index, dtype=object)
+            dns = known[d.name] if known is not None and d.name in known else KnownDns(space)
+            norm = pd.Series(dns.normalize(values), index=refs.index, dtype=object)
             hit = norm.isin(changed_dns) | norm.map(conn_targets).isin(dirty_ids)
             anchors = set(refs.loc[hit, "anchor"])
             if anchors:
@@ -187,21 +191,26 @@ def stale_references(
     if not old:
         return []
     kept = previous.loc[~previous["anchor"].isin(deleted | set(changed["anchor"]))]
+    known = KnownDns(previous)
     hit = pd.Series(False, index=kept.index)
     for column in reference_columns:
         if column in kept.columns:
             present = kept[column].notna()
             values = first_values(kept.loc[present, column])
-            norms = pd.Series(normalize_dns(values.tolist()), index=values.index, dtype=object)
+            norms = pd.Series(known.normalize(values), index=values.index, dtype=object)
             hit.loc[norms.index[norms.isin(old)]] = True
     for column in member_columns:
         if column in kept.columns:
-            lists = kept[column]
-            members = lists[lists.map(lambda v: isinstance(v, MULTI) and len(v) > 0)].map(list).explode()
+            members = _members(kept[column])
             if len(members):
-                norms = pd.Series(normalize_member_dns(members.tolist(), column), index=members.index, dtype=object)
+                norms = pd.Series(known.normalize_members(members, column), index=members.index, dtype=object)
                 hit.loc[norms.index[norms.isin(old)].unique()] = True
     return kept.loc[hit, "dn"].tolist()
+
+
+def _members(lists: pd.Series) -> pd.Series:
+    """The values of a multi-valued (member) column, one row each, indexed by their object's row."""
+    return lists[lists.map(lambda v: isinstance(v, MULTI) and len(v) > 0)].map(list).explode()
 
 
 def entering_scope(previous: pd.DataFrame, changed: pd.DataFrame) -> list[str]:
@@ -243,40 +252,43 @@ def apply_delta(
     gone = set(previous.loc[previous["anchor"].isin(deleted), "dn_norm"].dropna())
     kept = previous.loc[~previous["anchor"].isin(deleted | set(changed["anchor"]))].copy()
     if new_dn or gone:
-        kept = _rewrite_references(kept, new_dn, gone, reference_columns, member_columns)
+        kept = _rewrite_references(kept, new_dn, gone, reference_columns, member_columns, KnownDns(previous))
     out = pd.concat([kept, changed.reindex(columns=previous.columns)], ignore_index=True)
     return out[previous.columns]
 
 
 def _rewrite_references(frame: pd.DataFrame, new_dn: dict[str, str], gone: set[str],
-                        reference_columns: list[str], member_columns: list[str]) -> pd.DataFrame:
+                        reference_columns: list[str], member_columns: list[str], known: KnownDns) -> pd.DataFrame:
+    """References naming a renamed object's old DN name its new one; those naming a deleted object go.
+    Every value is normalised at once (``known``); only the objects holding such a value are rebuilt."""
     def fix(value):  # noqa: ANN001, ANN202
         norm = normalize_dns([value])[0]
         if norm in gone:
             return None
         return new_dn.get(norm, value)
 
+    affected = gone | set(new_dn)
     for column in reference_columns:
         if column not in frame.columns:
             continue
         values = frame[column]
         present = values.notna()
         if present.any():
-            norms = pd.Series(normalize_dns(values[present].tolist()), index=values[present].index, dtype=object)
-            hit = norms.isin(gone) | norms.isin(list(new_dn))
+            norms = pd.Series(known.normalize(values[present]), index=values[present].index, dtype=object)
+            hit = norms.isin(affected)
             if hit.any():
                 frame.loc[hit[hit].index, column] = [fix(v) for v in values[hit[hit].index]]
     for column in member_columns:
         if column not in frame.columns:
             continue
-        lists = frame[column]
-        has = lists.map(lambda v: isinstance(v, MULTI) and len(v) > 0)
-        for idx in lists.index[has]:
-            members = list(lists[idx])
-            norms = normalize_member_dns(members, column)
-            if any(n in gone or n in new_dn for n in norms):
-                frame.at[idx, column] = [_renamed(m, new_dn[n]) if n in new_dn else m
-                                         for m, n in zip(members, norms) if n not in gone]
+        members = _members(frame[column])
+        if members.empty:
+            continue
+        norms = pd.Series(known.normalize_members(members, column), index=members.index, dtype=object)
+        for idx in norms.index[norms.isin(affected)].unique():
+            values = list(frame.at[idx, column])
+            frame.at[idx, column] = [_renamed(m, new_dn[n]) if n in new_dn else m
+                                     for m, n in zip(values, normalize_member_dns(values, column)) if n not in gone]
     return frame
 
 

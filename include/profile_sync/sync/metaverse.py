@@ -32,7 +32,7 @@ import pandas as pd
 from profile_sync.config.presets import ResolvedDirectory
 from profile_sync.config.settings import DisabledAccountPolicy
 from profile_sync.sync.attribute_flow import REF_PREFIX, flow_in, import_properties
-from profile_sync.sync.connector_space import attr_column
+from profile_sync.sync.connector_space import KnownDns, attr_column
 from profile_sync.sync.join_rules import JOIN_REPORT_COLUMNS, empty_links, link_connection, make_joiner
 from profile_sync.sync.references import (
     UNRESOLVED_COLUMNS,
@@ -82,6 +82,7 @@ def build_metaverse(
     prev = previous_links if previous_links is not None else empty_links()
     prev = prev.loc[prev["connection"].isin([d.name for d in directories])]
     delta = only is not None and previous_people is not None
+    known = {d.name: KnownDns(spaces[d.name]) for d in directories}  # references normalised by lookup
 
     link_frames: list[pd.DataFrame] = []
     join_reports: list[pd.DataFrame] = []
@@ -104,7 +105,8 @@ def build_metaverse(
         link_frames.append(links)
         join_reports.append(report)
         ids = only.people(pd.concat(link_frames, ignore_index=True)) if delta else None
-        person_parts.append(_person_part(space, d, links, rank, ids, account_name_format, disabled_policy))
+        person_parts.append(_person_part(space, d, links, rank, ids, account_name_format, disabled_policy,
+                                         known=known[d.name]))
         for p in import_properties(d):
             if p not in properties:
                 properties.append(p)
@@ -120,10 +122,10 @@ def build_metaverse(
     if delta:
         # Every connection's rows of every dirty person, plus the people whose references point at them.
         dirty_ids = only.all_people(links)
-        dirty_ids |= reference_dependents(spaces, directories, links, targets, only, dirty_ids)
+        dirty_ids |= reference_dependents(spaces, directories, links, targets, only, dirty_ids, known)
         computed_ids = frozenset(dirty_ids)
         person_parts = [_person_part(spaces[d.name], d, links.loc[links["connection"] == d.name], rank,
-                                     computed_ids, account_name_format, disabled_policy)
+                                     computed_ids, account_name_format, disabled_policy, known=known[d.name])
                         for rank, d in enumerate(directories)]
 
     # Account names first (references resolve to them), then each connection's references.
@@ -142,7 +144,7 @@ def build_metaverse(
             # What does not resolve is one set whatever the path (full, delta, nothing changed): every
             # connected person's references, not only the recomputed people's.
             every = _person_part(spaces[d.name], d, links.loc[links["connection"] == d.name], rank, None,
-                                 account_name_format, disabled_policy, references_only=True)
+                                 account_name_format, disabled_policy, references_only=True, known=known[d.name])
             missing = resolve_person_references(every, d.name, targets, names)[1]
         unresolved.append(missing)
     people = _by_precedence(resolved_parts, precedence)
@@ -168,7 +170,7 @@ def build_metaverse(
         kept = previous_people.loc[~previous_people["mv_id"].isin(computed_ids)]
         people = pd.concat([kept.reindex(columns=people.columns), people], ignore_index=True)
 
-    memberships, unresolved_members = resolve_memberships(spaces, links, directories)
+    memberships, unresolved_members = resolve_memberships(spaces, links, directories, known)
     # Memberships only between active objects; a deleted or out-of-scope person's memberships drop.
     active = set(people.loc[people["state"] == ACTIVE, "mv_id"]) | set(groups.loc[groups["state"] == ACTIVE, "mv_id"])
     memberships = memberships.loc[memberships["group_id"].isin(active) & memberships["member_id"].isin(active)]
@@ -183,9 +185,10 @@ def build_metaverse(
 
 def _person_part(space: pd.DataFrame, d: ResolvedDirectory, links: pd.DataFrame, rank: int,
                  ids: set[str] | frozenset[str] | None, account_name_format: str,
-                 disabled_policy: DisabledAccountPolicy, references_only: bool = False) -> pd.DataFrame:
+                 disabled_policy: DisabledAccountPolicy, references_only: bool = False,
+                 known: KnownDns | None = None) -> pd.DataFrame:
     """Attribute flow for one connection's connected people (only ``ids`` when given; only the
-    ``ref.<property>`` columns with ``references_only``)."""
+    ``ref.<property>`` columns with ``references_only``; ``known``: the connection's DNs)."""
     connected = space.loc[space["object_type"] == "person"].merge(
         links.loc[links["connected"], ["anchor", "mv_id"]], on="anchor", how="inner")
     if ids is not None:
@@ -193,7 +196,7 @@ def _person_part(space: pd.DataFrame, d: ResolvedDirectory, links: pd.DataFrame,
     people = connected.rename(columns={"anchor": "source_anchor", "dn": "source_dn"}).reset_index(drop=True)
     people["rank"] = rank
     people["source_connection"] = d.name
-    flows = flow_in(people, d, account_name_format, references_only)
+    flows = flow_in(people, d, account_name_format, references_only, known)
     frozen = people["disabled"].astype(bool) & (disabled_policy == "freeze")
     return pd.concat([people[["mv_id", "rank", *SOURCE_COLUMNS]], frozen.rename("frozen"), flows], axis=1)
 

@@ -12,9 +12,8 @@ from __future__ import annotations
 import pandas as pd
 
 from profile_sync.config.presets import ResolvedDirectory
-from profile_sync.directory.dn import normalize_member_dns
 from profile_sync.sync.attribute_flow import REF_PREFIX
-from profile_sync.sync.connector_space import attr_column
+from profile_sync.sync.connector_space import KnownDns, attr_column
 
 UNRESOLVED_COLUMNS = ["source_connection", "source_dn", "property", "target_dn", "reason"]
 MEMBERSHIP_COLUMNS = ["group_id", "member_type", "member_id"]
@@ -83,16 +82,19 @@ def resolve_person_references(
 
 
 def resolve_memberships(
-    spaces: dict[str, pd.DataFrame], links: pd.DataFrame, directories: list[ResolvedDirectory]
+    spaces: dict[str, pd.DataFrame], links: pd.DataFrame, directories: list[ResolvedDirectory],
+    known: dict[str, KnownDns] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Group ``member`` / ``uniqueMember`` values → (group_id, member_type, member_id); nested groups kept as
     group→group. A ``uniqueMember`` value's optional UID (``…,dc=x#'0101'B``) is not part of the name: the
-    member is the object with that DN, as for ``member``."""
+    member is the object with that DN, as for ``member``. ``known``: each connection's :class:`KnownDns`
+    (made here when not given)."""
     targets = reference_targets(spaces, links, directories)
     edges: list[pd.DataFrame] = []
     unresolved: list[pd.DataFrame] = []
     for d in directories:
         space = spaces[d.name]
+        dns = known[d.name] if known is not None and d.name in known else KnownDns(space)
         groups = space.loc[(space["object_type"] == "group") & space["in_scope"]]
         conn_links = links.loc[(links["connection"] == d.name) & links["connected"], ["anchor", "mv_id"]]
         groups = groups.merge(conn_links, on="anchor", how="inner")
@@ -103,7 +105,7 @@ def resolve_memberships(
             exploded = groups[["mv_id", "dn", col]].explode(col).dropna(subset=[col])
             if exploded.empty:
                 continue
-            exploded["dn_norm"] = normalize_member_dns(exploded[col].tolist(), attr)  # uniqueMember: UID dropped
+            exploded["dn_norm"] = dns.normalize_members(exploded[col], attr)  # uniqueMember: UID dropped
             exploded["connection"] = d.name
             m = exploded.merge(targets, on=["connection", "dn_norm"], how="left", suffixes=("", "_member"))
             ok = m["mv_id_member"].notna() & m["object_type"].isin(["person", "group"])
