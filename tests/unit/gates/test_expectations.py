@@ -77,6 +77,20 @@ def test_costs_are_measured(gx):
     assert gx.validate_seconds > before  # validations add up (the import's cost: test_export_gate.py)
 
 
+def test_gx_does_not_fingerprint_the_frames_it_validates(gx):
+    """GX hashed every batch it loaded (twice per validation) for a marker nothing reads: the runner turns
+    that off, and the batch keeps its other markers."""
+    import great_expectations.execution_engine.pandas_execution_engine as engine
+
+    frame = pd.DataFrame({"a": ["x", "y", None]})
+    (o,) = gx.validate("fingerprint", frame, [Expect("not_null", "a")])
+    assert (o.success, o.unexpected_count) == (False, 1)
+    batch = gx._batch_definition("fingerprint").get_batch(batch_parameters={"dataframe": frame})
+    assert "ge_load_time" in batch.batch_markers
+    assert "pandas_data_fingerprint" not in batch.batch_markers
+    assert engine.HASH_THRESHOLD == 0
+
+
 def test_gx_is_imported_only_when_a_gate_runs():
     code = ("import sys; import profile_sync.run.steps, profile_sync.gates.export_gate, profile_sync.run.gate_step; "
             "print('great_expectations' in sys.modules)")
