@@ -339,9 +339,11 @@ class ProfileStore:
         """``base`` with the rows whose ``key`` is in ``ids`` replaced by their current rows."""
         if not ids:
             return base
-        if len(ids) * 2 >= base[key].nunique():  # ids are keys: group ids for memberships, not rows
-            # Most rows asked for (the confirming import of a first or mass export): one bulk read of the table
+        if len(ids) * 2 >= base[key].nunique() or int(base[key].isin(ids).sum()) * 2 >= len(base):
+            # Most keys or most rows asked for (the confirming import of a first or mass export; memberships of
+            # a group most people are in, whose every add or delete re-reads it): one bulk read of the table
             # (COPY on PostgreSQL) instead of SELECTs by key — the rows not asked for come back as they are.
+            # (ids are keys: group ids for memberships, so few keys may be most rows.)
             whole = self._frame(conn, table, {c.name for c in table.c if c.name not in base.columns}, actual)
             return _objects(whole.reindex(columns=base.columns))
         columns = [c for c in base.columns if c in table.c and (actual is None or c in actual)]
