@@ -210,6 +210,7 @@ def stale_references(
 
 def _members(lists: pd.Series) -> pd.Series:
     """The values of a multi-valued (member) column, one row each, indexed by their object's row."""
+    lists = lists.dropna()  # most objects have none (people have no members): not looked at one by one
     return lists[lists.map(lambda v: isinstance(v, MULTI) and len(v) > 0)].map(list).explode()
 
 
