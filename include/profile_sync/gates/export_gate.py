@@ -42,6 +42,7 @@ class GateInputs:
     """The profile store as imported by step 2 (before the export)."""
     store_groups: pd.DataFrame
     mv_people: pd.DataFrame
+    """The metaverse people: at least the columns of :data:`MV_PEOPLE_COLUMNS` (those the gate reads)."""
     unresolved: pd.DataFrame
     specs: dict[str, PropertySpec]
     limits: dict[str, GateLimits]
@@ -328,6 +329,10 @@ def _blank_check(inp: GateInputs, conn: str, blanks: pd.DataFrame, active: pd.Se
                    for r in bad.itertuples(index=False)]
     return _result("property_blanking", not worst, {"active": whole, "properties": observed}, allowed, msg,
                    connection=conn, samples=samples)
+
+
+MV_PEOPLE_COLUMNS = ["mv_id", "state", "source_connection", "source_anchor", "source_dn", "work_email"]
+"""The metaverse people's columns the gate and the quarantine read (``work_email`` when it is mapped)."""
 
 
 # -- the gate --------------------------------------------------------------------------------

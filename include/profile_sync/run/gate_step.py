@@ -35,7 +35,14 @@ import pandas as pd
 
 from profile_sync.config.presets import ResolvedDirectory
 from profile_sync.gates.errors import GateFailedError, GateNotApprovedError, GateOverrideError
-from profile_sync.gates.export_gate import GATE, SAMPLE, ChangedRows, GateInputs, evaluate_export_gate
+from profile_sync.gates.export_gate import (
+    GATE,
+    MV_PEOPLE_COLUMNS,
+    SAMPLE,
+    ChangedRows,
+    GateInputs,
+    evaluate_export_gate,
+)
 from profile_sync.gates.metrics import SPACE_COLUMNS, in_scope_people, reference_columns
 from profile_sync.gates.report import GateOverride, GateReport
 from profile_sync.profile_store.schema import property_specs
@@ -127,7 +134,7 @@ def run_export_gate(ctx: RunContext, pending: PendingExports, directories: list[
     held = {n: _frame(ctx, f"held/{n}", HELD_COLUMNS) for n in names}
     store_people = _frame(ctx, "ps/people")
     store_groups = _frame(ctx, "ps/groups")
-    mv_people = _frame(ctx, "mv/people")
+    mv_people = _frame(ctx, "mv/people", columns=MV_PEOPLE_COLUMNS)  # not every property of every person
     unresolved = _frame(ctx, "mv/unresolved", ["source_connection", "source_dn", "property", "target_dn", "reason"])
     committed = ctx.store.committed_manifest()
     inputs = GateInputs(
