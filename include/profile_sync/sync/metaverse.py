@@ -189,10 +189,12 @@ def _person_part(space: pd.DataFrame, d: ResolvedDirectory, links: pd.DataFrame,
                  known: KnownDns | None = None) -> pd.DataFrame:
     """Attribute flow for one connection's connected people (only ``ids`` when given; only the
     ``ref.<property>`` columns with ``references_only``; ``known``: the connection's DNs)."""
-    connected = space.loc[space["object_type"] == "person"].merge(
-        links.loc[links["connected"], ["anchor", "mv_id"]], on="anchor", how="inner")
-    if ids is not None:
-        connected = connected.loc[connected["mv_id"].isin(ids)]
+    linked = links.loc[links["connected"], ["anchor", "mv_id"]]
+    person = space["object_type"] == "person"
+    if ids is not None:  # only their rows: a delta merges a few rows, not every person's
+        linked = linked.loc[linked["mv_id"].isin(ids)]
+        person &= space["anchor"].isin(linked["anchor"])
+    connected = space.loc[person].merge(linked, on="anchor", how="inner")
     people = connected.rename(columns={"anchor": "source_anchor", "dn": "source_dn"}).reset_index(drop=True)
     people["rank"] = rank
     people["source_connection"] = d.name
