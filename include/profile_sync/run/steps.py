@@ -28,7 +28,7 @@ from profile_sync.profile_store.store import ProfileStore, make_engine
 from profile_sync.run.context import RunContext
 from profile_sync.run.dates import SOURCE_DATE, dated_connections
 from profile_sync.sync.attribute_flow import import_properties
-from profile_sync.sync.connector_space import HELD_COLUMNS, attr_column, build_connector_space
+from profile_sync.sync.connector_space import HELD_COLUMNS, KnownDns, attr_column, build_connector_space
 from profile_sync.sync.delta import (DELTA_KEY, DirtySet, apply_delta, compute_dirty_set, entering_scope,
                                      merge_by_anchor, stale_references)
 from profile_sync.sync.join_rules import empty_links
@@ -410,8 +410,9 @@ def _merge_delta(ctx: RunContext, d: ResolvedDirectory, delta,  # noqa: ANN001
     attributes = frozenset(d.attributes) | {"objectclass"}
     imported = build_connector_space(delta.entries, d)
     changed = apply_scope(imported.objects, d, ctx.settings.deletion.disabled_accounts)
+    previous_dns = KnownDns(previous)  # both reference passes below normalise by lookup in the last space
     stale = stale_references(previous, imported.objects, delta.deleted_anchors, delta.deleted_dns, references,
-                             members)
+                             members, previous_dns)
     reread: list = reader.read_objects(stale, attributes) if stale else []
     entering = entering_scope(previous, changed)
     if entering:
@@ -430,7 +431,7 @@ def _merge_delta(ctx: RunContext, d: ResolvedDirectory, delta,  # noqa: ANN001
                                        held=pd.concat([imported.held, extra.held], ignore_index=True))
         changed = pd.concat([changed, apply_scope(extra_objects, d, ctx.settings.deletion.disabled_accounts)],
                             ignore_index=True)
-    space = apply_delta(previous, changed, delta.deleted_anchors, delta.deleted_dns, references, members)
+    space = apply_delta(previous, changed, delta.deleted_anchors, delta.deleted_dns, references, members, previous_dns)
     held_before = ctx.store.read_committed_frame(f"held/{d.name}")
     if held_before is not None and len(held_before):
         retried = set(imported.objects["dn"]) | set(imported.held["dn"])

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from profile_sync.config.presets import ResolvedDirectory
-from profile_sync.directory.dn import normalize_dns, normalize_member_dns, split_optional_uid
+from profile_sync.directory.dn import normalize_dns, split_optional_uid
 from profile_sync.sync.connector_space import KnownDns, attr_column
 from profile_sync.sync.transforms import MULTI, first_values
 
@@ -137,11 +137,10 @@ def reference_dependents(
     targets: pd.DataFrame,
     dirty: DirtySet,
     dirty_ids: set[str],
-    known: dict[str, KnownDns] | None = None,
+    known: dict[str, KnownDns],
 ) -> set[str]:
-    """Metaverse ids of people whose reference points at a changed DN or a recomputed person.
-
-    ``known``: each connection's :class:`KnownDns` (made here when not given)."""
+    """Metaverse ids of people whose reference points at a changed DN or a recomputed person (``known``: each
+    connection's :class:`KnownDns`)."""
     out: set[str] = set()
     for d in directories:
         sources = [m.source for m in d.mappings.values()
@@ -159,8 +158,7 @@ def reference_dependents(
             if refs.empty:
                 continue
             values = first_values(refs[column])
-            dns = known[d.name] if known is not None and d.name in known else KnownDns(space)
-            norm = pd.Series(dns.normalize(values), index=refs.index, dtype=object)
+            norm = pd.Series(known[d.name].normalize(values), index=refs.index, dtype=object)
             hit = norm.isin(changed_dns) | norm.map(conn_targets).isin(dirty_ids)
             anchors = set(refs.loc[hit, "anchor"])
             if anchors:
@@ -175,13 +173,15 @@ def stale_references(
     deleted_dns: list[str],
     reference_columns: list[str],
     member_columns: list[str],
+    known: KnownDns | None = None,
 ) -> list[str]:
     """DNs of unchanged objects whose ``manager`` / ``member`` values name an old DN of a renamed, moved or
     deleted object: what a directory may or may not have rewritten without reporting it.
 
     AD (linked attributes) and slapd with refint rewrite or drop those values; slapd without refint keeps
     the old DN, which a full read sees as a dangling reference (and which resolves again when an object
-    takes that DN). Only the directory knows which, so the engine re-reads these objects."""
+    takes that DN). Only the directory knows which, so the engine re-reads these objects. ``known``:
+    ``KnownDns(previous)``, when the caller has it already."""
     deleted = set(deleted_anchors)
     old = set(previous.loc[previous["anchor"].isin(deleted), "dn_norm"].dropna())
     if deleted_dns:
@@ -191,7 +191,7 @@ def stale_references(
     if not old:
         return []
     kept = previous.loc[~previous["anchor"].isin(deleted | set(changed["anchor"]))]
-    known = KnownDns(previous)
+    known = known if known is not None else KnownDns(previous)
     hit = pd.Series(False, index=kept.index)
     for column in reference_columns:
         if column in kept.columns:
@@ -231,6 +231,7 @@ def apply_delta(
     deleted_dns: list[str],
     reference_columns: list[str],
     member_columns: list[str],
+    known: KnownDns | None = None,
 ) -> pd.DataFrame:
     """The connector space after a delta read: ``previous`` with changed rows replaced, deleted rows gone.
 
@@ -240,7 +241,8 @@ def apply_delta(
     DirSync entry), while slapd without refint keeps the old DNs. The engine
     re-reads the objects holding such values (:func:`stale_references`) and passes
     them in ``changed``; for any it could not re-read, the delta does what AD
-    would: old DNs become new ones, DNs of deleted objects disappear.
+    would: old DNs become new ones, DNs of deleted objects disappear. ``known``: ``KnownDns(previous)``,
+    when the caller has it already.
     """
     deleted = set(deleted_anchors)
     if deleted_dns:
@@ -253,7 +255,8 @@ def apply_delta(
     gone = set(previous.loc[previous["anchor"].isin(deleted), "dn_norm"].dropna())
     kept = previous.loc[~previous["anchor"].isin(deleted | set(changed["anchor"]))].copy()
     if new_dn or gone:
-        kept = _rewrite_references(kept, new_dn, gone, reference_columns, member_columns, KnownDns(previous))
+        kept = _rewrite_references(kept, new_dn, gone, reference_columns, member_columns,
+                                   known if known is not None else KnownDns(previous))
     out = pd.concat([kept, changed.reindex(columns=previous.columns)], ignore_index=True)
     return out[previous.columns]
 
@@ -289,7 +292,7 @@ def _rewrite_references(frame: pd.DataFrame, new_dn: dict[str, str], gone: set[s
         for idx in norms.index[norms.isin(affected)].unique():
             values = list(frame.at[idx, column])
             frame.at[idx, column] = [_renamed(m, new_dn[n]) if n in new_dn else m
-                                     for m, n in zip(values, normalize_member_dns(values, column)) if n not in gone]
+                                     for m, n in zip(values, known.normalize_members(values, column)) if n not in gone]
     return frame
 
 

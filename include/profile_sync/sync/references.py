@@ -83,18 +83,16 @@ def resolve_person_references(
 
 def resolve_memberships(
     spaces: dict[str, pd.DataFrame], links: pd.DataFrame, directories: list[ResolvedDirectory],
-    known: dict[str, KnownDns] | None = None,
+    known: dict[str, KnownDns],
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Group ``member`` / ``uniqueMember`` values → (group_id, member_type, member_id); nested groups kept as
     group→group. A ``uniqueMember`` value's optional UID (``…,dc=x#'0101'B``) is not part of the name: the
-    member is the object with that DN, as for ``member``. ``known``: each connection's :class:`KnownDns`
-    (made here when not given)."""
+    member is the object with that DN, as for ``member``. ``known``: each connection's :class:`KnownDns`."""
     targets = reference_targets(spaces, links, directories)
     edges: list[pd.DataFrame] = []
     unresolved: list[pd.DataFrame] = []
     for d in directories:
         space = spaces[d.name]
-        dns = known[d.name] if known is not None and d.name in known else KnownDns(space)
         groups = space.loc[(space["object_type"] == "group") & space["in_scope"]]
         conn_links = links.loc[(links["connection"] == d.name) & links["connected"], ["anchor", "mv_id"]]
         groups = groups.merge(conn_links, on="anchor", how="inner")
@@ -105,7 +103,7 @@ def resolve_memberships(
             exploded = groups[["mv_id", "dn", col]].explode(col).dropna(subset=[col])
             if exploded.empty:
                 continue
-            exploded["dn_norm"] = dns.normalize_members(exploded[col], attr)  # uniqueMember: UID dropped
+            exploded["dn_norm"] = known[d.name].normalize_members(exploded[col], attr)  # uniqueMember: UID dropped
             exploded["connection"] = d.name
             m = exploded.merge(targets, on=["connection", "dn_norm"], how="left", suffixes=("", "_member"))
             ok = m["mv_id_member"].notna() & m["object_type"].isin(["person", "group"])
