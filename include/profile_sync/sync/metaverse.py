@@ -170,7 +170,7 @@ def build_metaverse(
         kept = previous_people.loc[~previous_people["mv_id"].isin(computed_ids)]
         people = pd.concat([kept.reindex(columns=people.columns), people], ignore_index=True)
 
-    memberships, unresolved_members = resolve_memberships(spaces, links, directories, known)
+    memberships, unresolved_members = resolve_memberships(spaces, links, directories, known, targets)
     # Memberships only between active objects; a deleted or out-of-scope person's memberships drop.
     active = set(people.loc[people["state"] == ACTIVE, "mv_id"]) | set(groups.loc[groups["state"] == ACTIVE, "mv_id"])
     memberships = memberships.loc[memberships["group_id"].isin(active) & memberships["member_id"].isin(active)]

@@ -9,6 +9,7 @@ Cycles (A manages B manages A; G1 contains G2 contains G1) are data.
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from profile_sync.config.presets import ResolvedDirectory
@@ -21,16 +22,36 @@ MEMBERSHIP_COLUMNS = ["group_id", "member_type", "member_id"]
 
 def reference_targets(spaces: dict[str, pd.DataFrame], links: pd.DataFrame,
                       directories: list[ResolvedDirectory]) -> pd.DataFrame:
-    """Every CS object addressable by DN: connection, dn_norm → mv_id (if connected), object type."""
+    """Every CS object addressable by DN: connection, dn_norm → mv_id (if connected), object type.
+
+    One row per (connection, dn_norm), the first object of the space with that DN; ``mv_id`` is that of the
+    first connected link of its anchor. Looked up by one key per connection (anchors within a connection,
+    DNs within a connection), which is what a merge on (connection, anchor) and a ``drop_duplicates`` on
+    (connection, dn_norm) gave, row order included."""
+    connected = links.loc[links["connected"], ["connection", "anchor", "mv_id"]]
     frames = []
     for d in directories:
-        s = spaces[d.name][["dn_norm", "anchor", "object_type", "in_scope"]].copy()
-        s["connection"] = d.name
-        frames.append(s)
-    cs = pd.concat(frames, ignore_index=True)
-    connected = links.loc[links["connected"], ["connection", "anchor", "mv_id"]]
-    out = cs.merge(connected, on=["connection", "anchor"], how="left")
-    return out.drop_duplicates(["connection", "dn_norm"])
+        s = spaces[d.name][["dn_norm", "anchor", "object_type", "in_scope"]]
+        s = s.loc[~s["dn_norm"].duplicated()]
+        mine = connected.loc[connected["connection"] == d.name].drop_duplicates("anchor")
+        mv_id = _take(mine["mv_id"], pd.Index(mine["anchor"]).get_indexer(s["anchor"]), np.nan)
+        frames.append(s.assign(connection=pd.Series(d.name, index=s.index, dtype=object),
+                               mv_id=pd.Series(mv_id, index=s.index, dtype=object)))
+    if not frames:
+        return pd.DataFrame(columns=["dn_norm", "anchor", "object_type", "in_scope", "connection", "mv_id"])
+    return pd.concat(frames, ignore_index=True)
+
+
+def _take(values: pd.Series, at: np.ndarray, missing: object) -> np.ndarray:
+    """``values`` at positions ``at`` (an object array); ``missing`` where ``at`` is -1 (not found)."""
+    out = np.append(values.to_numpy(dtype=object), np.array([missing], dtype=object))
+    return out[at]  # -1: the appended ``missing``
+
+
+def _lookup(targets: pd.DataFrame, connection: str) -> tuple[pd.Index, pd.DataFrame]:
+    """One connection's targets: their ``dn_norm`` as an index (unique: ``reference_targets``) and their rows."""
+    mine = targets.loc[targets["connection"] == connection].reset_index(drop=True)
+    return pd.Index(mine["dn_norm"]), mine
 
 
 def _reason(found: pd.Series, resolved: pd.Series, nameless: pd.Series | None = None) -> pd.Series:
@@ -83,12 +104,14 @@ def resolve_person_references(
 
 def resolve_memberships(
     spaces: dict[str, pd.DataFrame], links: pd.DataFrame, directories: list[ResolvedDirectory],
-    known: dict[str, KnownDns],
+    known: dict[str, KnownDns], targets: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Group ``member`` / ``uniqueMember`` values → (group_id, member_type, member_id); nested groups kept as
     group→group. A ``uniqueMember`` value's optional UID (``…,dc=x#'0101'B``) is not part of the name: the
-    member is the object with that DN, as for ``member``. ``known``: each connection's :class:`KnownDns`."""
-    targets = reference_targets(spaces, links, directories)
+    member is the object with that DN, as for ``member``. ``known``: each connection's :class:`KnownDns`;
+    ``targets``: :func:`reference_targets` of the same spaces and links, when the caller has it."""
+    if targets is None:
+        targets = reference_targets(spaces, links, directories)
     edges: list[pd.DataFrame] = []
     unresolved: list[pd.DataFrame] = []
     for d in directories:
@@ -96,6 +119,7 @@ def resolve_memberships(
         groups = space.loc[(space["object_type"] == "group") & space["in_scope"]]
         conn_links = links.loc[(links["connection"] == d.name) & links["connected"], ["anchor", "mv_id"]]
         groups = groups.merge(conn_links, on="anchor", how="inner")
+        by_dn, mine = _lookup(targets, d.name)
         for attr in d.member_attributes:
             col = attr_column(attr)
             if col not in groups.columns:
@@ -103,23 +127,25 @@ def resolve_memberships(
             exploded = groups[["mv_id", "dn", col]].explode(col).dropna(subset=[col])
             if exploded.empty:
                 continue
-            exploded["dn_norm"] = known[d.name].normalize_members(exploded[col], attr)  # uniqueMember: UID dropped
-            exploded["connection"] = d.name
-            m = exploded.merge(targets, on=["connection", "dn_norm"], how="left", suffixes=("", "_member"))
-            ok = m["mv_id_member"].notna() & m["object_type"].isin(["person", "group"])
+            norm = known[d.name].normalize_members(exploded[col], attr)  # uniqueMember: UID dropped
+            at = by_dn.get_indexer(norm)
+            found = at >= 0
+            member_id = _take(mine["mv_id"], at, None)
+            member_type = _take(mine["object_type"], at, None)
+            ok = pd.notna(member_id) & pd.Series(member_type).isin(["person", "group"]).to_numpy()
             edges.append(pd.DataFrame({
-                "group_id": m.loc[ok, "mv_id"].to_numpy(),
-                "member_type": m.loc[ok, "object_type"].to_numpy(),
-                "member_id": m.loc[ok, "mv_id_member"].to_numpy(),
+                "group_id": exploded["mv_id"].to_numpy()[ok],
+                "member_type": member_type[ok],
+                "member_id": member_id[ok],
             }))
-            bad = m.loc[~ok]
-            if len(bad):
+            if not ok.all():
                 unresolved.append(pd.DataFrame({
                     "source_connection": d.name,
-                    "source_dn": bad["dn"].to_numpy(),
+                    "source_dn": exploded["dn"].to_numpy()[~ok],
                     "property": "member",
-                    "target_dn": bad[col].to_numpy(),
-                    "reason": _reason(bad["anchor"].notna(), pd.Series(False, index=bad.index)).to_numpy(),
+                    "target_dn": exploded[col].to_numpy()[~ok],
+                    "reason": _reason(pd.Series(found[~ok]), pd.Series(False, index=range(int((~ok).sum())))
+                                      ).to_numpy(),
                 }))
     memberships = (pd.concat(edges, ignore_index=True).drop_duplicates() if edges
                    else pd.DataFrame({c: pd.Series(dtype=object) for c in MEMBERSHIP_COLUMNS}))
