@@ -219,7 +219,7 @@ class SlapdServer(ProcessServer):
             "lastmod on",
             "index objectClass,entryCSN,entryUUID eq",
             "index uid,mail,cn,sn,givenName eq,sub",
-            "index member,uniqueMember,memberUid eq",
+            "index member,uniqueMember,memberUid,manager eq",  # the delta import's referrer search (README)
             "index modifyTimestamp eq",
             limits,
             "access to attrs=userPassword",
