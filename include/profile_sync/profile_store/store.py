@@ -122,25 +122,68 @@ def copy_frame(conn: Connection, table: Table, frame: pd.DataFrame) -> int:
 
     The rows go as CSV written by Arrow's C++ writer from the columns (no per-row Python): strings are
     always quoted, so an empty string stays one and an unquoted empty field is NULL (PostgreSQL's CSV rules).
+    The CSV is made ``COPY_CHUNK`` rows at a time as psycopg2 reads it (:class:`_CsvStream`): the server
+    parses and indexes one chunk while the next is converted, instead of waiting for the whole text.
     """
-    import pyarrow as pa
-    import pyarrow.csv as pa_csv
-
     columns = [table.c[c] for c in frame.columns]
-    arrow = pa.Table.from_arrays([_arrow_column(frame[c.name], c.type) for c in columns],
-                                 names=[c.name for c in columns])
-    buffer = io.BytesIO()
-    pa_csv.write_csv(arrow, buffer, pa_csv.WriteOptions(include_header=False, quoting_style="needed"))
-    buffer.seek(0)
     quote = conn.dialect.identifier_preparer.quote
     target = quote(table.name) if table.schema is None else f"{quote(table.schema)}.{quote(table.name)}"
     sql = f"COPY {target} ({', '.join(quote(c.name) for c in columns)}) FROM STDIN WITH (FORMAT csv)"
     cursor = conn.connection.dbapi_connection.cursor()
     try:
-        cursor.copy_expert(sql, buffer)
+        cursor.copy_expert(sql, _CsvStream(frame, columns), size=COPY_READ)
     finally:
         cursor.close()
     return len(frame)
+
+
+COPY_CHUNK = 16_384
+"""Rows converted to CSV at a time for ``COPY`` (a chunk of the profile store's widest table is ~3 MB)."""
+COPY_READ = 1 << 20
+"""Bytes psycopg2 asks for (and sends) at a time."""
+
+
+class _CsvStream(io.RawIOBase):
+    """``frame`` as PostgreSQL CSV, read by psycopg2's ``copy_expert``: each chunk of rows is converted (Arrow
+    arrays, Arrow's CSV writer) when the reader has consumed the previous one."""
+
+    def __init__(self, frame: pd.DataFrame, columns: list[Column]) -> None:
+        super().__init__()
+        self._frame = frame
+        self._columns = columns
+        self._next = 0
+        self._buffer = memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def _fill(self) -> bool:
+        """Convert the next chunk when the buffer is empty; whether there was one."""
+        import pyarrow as pa
+        import pyarrow.csv as pa_csv
+
+        filled = False
+        while not len(self._buffer) and self._next < len(self._frame):
+            filled = True
+            rows = self._frame.iloc[self._next:self._next + COPY_CHUNK]
+            self._next += COPY_CHUNK
+            arrow = pa.Table.from_arrays([_arrow_column(rows[c.name], c.type) for c in self._columns],
+                                         names=[c.name for c in self._columns])
+            out = io.BytesIO()
+            pa_csv.write_csv(arrow, out, pa_csv.WriteOptions(include_header=False, quoting_style="needed"))
+            self._buffer = out.getbuffer()
+        return filled
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0:  # everything left
+            parts = []
+            while self._fill() or len(self._buffer):
+                parts.append(bytes(self._buffer))
+                self._buffer = memoryview(b"")
+            return b"".join(parts)
+        self._fill()
+        data, self._buffer = self._buffer[:size], self._buffer[size:]
+        return bytes(data)
 
 
 _COPY_OUT_TYPES = (str, bool, int, date, bytes)

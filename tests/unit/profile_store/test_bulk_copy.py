@@ -80,3 +80,28 @@ def test_repeated_text_comes_out_as_a_select_reads_it_sharing_equal_values(postg
         assert len({id(v) for v in copied["dept"] if v is not None}) == 4  # one object per distinct value
     finally:
         engine.dispose()
+
+
+def test_rows_sent_in_chunks_and_small_reads_arrive_whole_and_in_order(postgres_url, monkeypatch):
+    """The CSV is made a chunk of rows at a time as psycopg2 reads it: chunk and read boundaries (here 2 rows,
+    7 bytes, so both fall inside values and quoted newlines) change nothing that lands."""
+    from profile_sync.profile_store import store
+
+    monkeypatch.setattr(store, "COPY_CHUNK", 2)
+    monkeypatch.setattr(store, "COPY_READ", 7)
+    engine = create_engine(postgres_url)
+    t = _table()
+    t.metadata.create_all(engine)
+    frame = pd.concat([_frame()] * 3, ignore_index=True).iloc[1:]  # 17 rows: the last chunk is short
+    try:
+        stream = store._CsvStream(frame, list(t.c))
+        pieces = iter(lambda: stream.read(5), b"")
+        assert b"".join(pieces) == store._CsvStream(frame, list(t.c)).read()  # read() and read(n) agree
+        with engine.begin() as c:
+            assert copy_frame(c, t, frame) == 17
+        with engine.connect() as c:
+            selected = [tuple(r) for r in c.execute(select(t)).fetchall()]
+        expected = frame.astype(object).where(frame.notna(), None)
+        assert selected == [tuple(expected.iloc[i]) for i in range(17)]
+    finally:
+        engine.dispose()
