@@ -183,7 +183,8 @@ class Location:
 
 def arrow_to_frame(table: "pa.Table") -> "pd.DataFrame":
     """``table`` as a DataFrame whose string columns are ``object`` (``str``, None for null) — what every step
-    works with — converted by Arrow in one pass each (``_pandas.strings_to_objects``). (``to_pandas()`` under
+    works with — converted by Arrow in one pass each (``_pandas.strings_to_objects``; lists of text, the
+    multi-valued attributes, by ``_pandas.lists_to_objects``). (``to_pandas()`` under
     pandas 3 builds its ``str`` dtype first, validating every value, and turning that into ``object`` again
     cost twice as much.) Other columns convert as ``to_pandas()`` converts them."""
     import pandas as pd
@@ -192,13 +193,14 @@ def arrow_to_frame(table: "pa.Table") -> "pd.DataFrame":
     def is_string(t: "pa.DataType") -> bool:
         return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)
 
-    strings = {f.name for f in table.schema if is_string(f.type)}
-    if not strings:
-        return table.to_pandas()
-    others = [n for n in table.column_names if n not in strings]
-    rest = table.select(others).to_pandas() if others else None
-    from profile_sync._pandas import strings_to_objects
+    from profile_sync._pandas import is_string_list, lists_to_objects, strings_to_objects
 
-    columns = {n: (pd.Series(strings_to_objects(table.column(n)), dtype=object, copy=False)
-                   if n in strings else rest[n]) for n in table.column_names}
+    convert = {f.name: strings_to_objects if is_string(f.type) else lists_to_objects
+               for f in table.schema if is_string(f.type) or is_string_list(f.type)}
+    if not convert:
+        return table.to_pandas()
+    others = [n for n in table.column_names if n not in convert]
+    rest = table.select(others).to_pandas() if others else None
+    columns = {n: (pd.Series(convert[n](table.column(n)), dtype=object, copy=False)
+                   if n in convert else rest[n]) for n in table.column_names}
     return pd.DataFrame(columns, copy=False) if columns else pd.DataFrame(index=range(table.num_rows))

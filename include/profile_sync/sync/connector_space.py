@@ -37,7 +37,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from profile_sync._gc import paused_gc
-from profile_sync._pandas import strings_to_objects
+from profile_sync._pandas import is_string_list, lists_to_objects, strings_to_objects
 from profile_sync.config.presets import ResolvedDirectory
 from profile_sync.directory.dn import member_has_optional_uid, normalize_dns
 from profile_sync.directory.entries import Entry
@@ -271,6 +271,8 @@ def _to_objects(array: pa.ChunkedArray) -> np.ndarray:
         return np.empty(0, dtype=object)
     if pa.types.is_string(array.type):
         return strings_to_objects(array)
+    if is_string_list(array.type):
+        return lists_to_objects(array)
     return array.to_pandas(deduplicate_objects=True).to_numpy(dtype=object, na_value=None)
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
@@ -59,3 +60,56 @@ def test_the_connector_space_build_shares_repeated_values():
     titles = _to_objects(pa.chunked_array([pa.array(["Engineer", "Manager", None] * 2000)]))
     assert titles.dtype == object and titles[:3].tolist() == ["Engineer", "Manager", None]
     assert len({id(v) for v in titles if v is not None}) == 2
+
+
+def _same_lists(got, want) -> None:
+    """Row by row: None where to_pandas() gives None, else a numpy object array with the same values."""
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        if w is None:
+            assert g is None
+        else:
+            assert isinstance(g, np.ndarray) and g.dtype == object
+            assert g.tolist() == w.tolist()
+
+
+LISTS = {
+    "nulls, empty lists, null values": pa.array([["a", "b"], None, [], ["c", None], None], pa.list_(pa.string())),
+    "every list the same length": pa.array([["a", "b"], ["c", "d"], ["e", "f"]], pa.list_(pa.string())),
+    "large lists of large strings": pa.array([["x"], None, ["y", "z"]], pa.large_list(pa.large_string())),
+    "all null": pa.array([None, None], pa.list_(pa.string())),
+    "empty": pa.array([], pa.list_(pa.string())),
+    "a slice": pa.array([["a"], ["b", "c"], None, ["d"], ["e"]], pa.list_(pa.string())).slice(1, 3),
+    # A null list may stand over values (the Arrow format allows it): they must not shift the next rows.
+    "a null over values": pa.ListArray.from_arrays(
+        pa.array([0, 2, 3, 5], pa.int32()), pa.array(["a", "b", "hidden", "c", "d"]),
+        mask=pa.array([False, True, False])),
+}
+
+
+@pytest.mark.parametrize("name", list(LISTS))
+def test_lists_of_text_come_back_as_to_pandas_gives_them(name):
+    from profile_sync._pandas import lists_to_objects
+
+    array = LISTS[name]
+    _same_lists(lists_to_objects(array), array.to_pandas().tolist())
+    table = pa.table({"v": pa.chunked_array([array, array], array.type)})
+    got = arrow_to_frame(table)["v"]
+    assert got.dtype == object
+    _same_lists(got.tolist(), table.column("v").to_pandas().tolist())
+
+
+def test_repeated_list_values_become_one_object_each():
+    n = 3000
+    got = arrow_to_frame(pa.table({"objectclass": [["top", "person", "user"]] * n}))["objectclass"]
+    assert len({id(v) for row in got for v in row}) == 3
+    assert got[n - 1].tolist() == ["top", "person", "user"]
+
+
+def test_the_connector_space_build_converts_lists_alike():
+    from profile_sync.sync.connector_space import _to_objects
+
+    lists = pa.chunked_array([pa.array([["smtp:a@x", "SMTP:b@x"], None], pa.list_(pa.string())),
+                              pa.array([["c@x"]], pa.list_(pa.string()))])
+    _same_lists(_to_objects(lists), [np.array(["smtp:a@x", "SMTP:b@x"], dtype=object), None,
+                                     np.array(["c@x"], dtype=object)])
