@@ -104,14 +104,12 @@ def resolve_person_references(
 
 def resolve_memberships(
     spaces: dict[str, pd.DataFrame], links: pd.DataFrame, directories: list[ResolvedDirectory],
-    known: dict[str, KnownDns], targets: pd.DataFrame | None = None,
+    known: dict[str, KnownDns], targets: pd.DataFrame,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Group ``member`` / ``uniqueMember`` values → (group_id, member_type, member_id); nested groups kept as
     group→group. A ``uniqueMember`` value's optional UID (``…,dc=x#'0101'B``) is not part of the name: the
     member is the object with that DN, as for ``member``. ``known``: each connection's :class:`KnownDns`;
-    ``targets``: :func:`reference_targets` of the same spaces and links, when the caller has it."""
-    if targets is None:
-        targets = reference_targets(spaces, links, directories)
+    ``targets``: :func:`reference_targets` of the same spaces and links."""
     edges: list[pd.DataFrame] = []
     unresolved: list[pd.DataFrame] = []
     for d in directories:
