@@ -25,3 +25,11 @@ def assert_same(a, b, label: str) -> None:  # noqa: ANN001
     pd.testing.assert_frame_equal(a[0], b[0], check_dtype=False, obj=f"profiles after {label}")
     pd.testing.assert_frame_equal(a[1], b[1], check_dtype=False, obj=f"groups after {label}")
     assert a[2] == b[2], f"memberships differ after {label}: {sorted(a[2] ^ b[2])[:5]}"
+
+
+def unresolved_rows(h) -> list[tuple]:  # noqa: ANN001
+    """The committed ``mv/unresolved`` of a harness: (connection, source DN, property, target DN, reason), in
+    the order the synchronization wrote them."""
+    frame = h.inspector().store.read_committed_frame("mv/unresolved")
+    cols = ["source_connection", "source_dn", "property", "target_dn", "reason"]
+    return list(map(tuple, frame[cols].astype(str).to_numpy().tolist()))

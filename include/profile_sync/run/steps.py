@@ -564,7 +564,9 @@ def synchronize(ctx: RunContext) -> Summary:
     only, previous_people = _dirty_set(ctx, directories, spaces, links)
     mv = build_metaverse(spaces, directories, links, ctx.settings.account_name_format,
                          ctx.settings.deletion.disabled_accounts, ctx.settings.precedence,
-                         only=only, previous_people=previous_people)
+                         only=only, previous_people=previous_people,
+                         previous_unresolved=(ctx.store.read_committed_frame("mv/unresolved")
+                                              if only is not None else None))
     mv, held_for_writeback = _hold_profile_changes(ctx, mv, spaces, directories)
     space = None
     spaces.clear()  # the connector spaces are not needed any more: their memory is reused for the store's frames

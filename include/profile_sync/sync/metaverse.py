@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from profile_sync.config.presets import ResolvedDirectory
@@ -70,6 +71,7 @@ def build_metaverse(
     *,
     only: DirtySet | None = None,
     previous_people: pd.DataFrame | None = None,
+    previous_unresolved: pd.DataFrame | None = None,
 ) -> Metaverse:
     """Join, project and flow every connector space into the metaverse.
 
@@ -77,7 +79,8 @@ def build_metaverse(
     ``precedence`` names another order for that property). A connection's join
     rules see the people of the connections before it. With ``only`` (a delta
     synchronization) people are computed for the dirty set only and merged into
-    ``previous_people``.
+    ``previous_people``; the references of the others that did not resolve are the rows of
+    ``previous_unresolved`` (the last run's ``unresolved``) that are theirs (when not given: resolved again).
     """
     prev = previous_links if previous_links is not None else empty_links()
     prev = prev.loc[prev["connection"].isin([d.name for d in directories])]
@@ -140,9 +143,12 @@ def build_metaverse(
     for rank, (d, part) in enumerate(zip(directories, person_parts)):
         resolved, missing = resolve_person_references(part, d.name, targets, names)
         resolved_parts.append(resolved)
-        if delta:
+        if delta and previous_unresolved is not None:
             # What does not resolve is one set whatever the path (full, delta, nothing changed): every
-            # connected person's references, not only the recomputed people's.
+            # connected person's references. The people not recomputed have the same rows as last run.
+            missing = _with_unchanged(missing, previous_unresolved, spaces[d.name], d.name, links, computed_ids,
+                                      [c[len(REF_PREFIX):] for c in part.columns if c.startswith(REF_PREFIX)])
+        elif delta:
             every = _person_part(spaces[d.name], d, links.loc[links["connection"] == d.name], rank, None,
                                  account_name_format, disabled_policy, references_only=True, known=known[d.name])
             missing = resolve_person_references(every, d.name, targets, names)[1]
@@ -201,6 +207,31 @@ def _person_part(space: pd.DataFrame, d: ResolvedDirectory, links: pd.DataFrame,
     flows = flow_in(people, d, account_name_format, references_only, known)
     frozen = people["disabled"].astype(bool) & (disabled_policy == "freeze")
     return pd.concat([people[["mv_id", "rank", *SOURCE_COLUMNS]], frozen.rename("frozen"), flows], axis=1)
+
+
+def _with_unchanged(computed: pd.DataFrame, previous: pd.DataFrame, space: pd.DataFrame, connection: str,
+                    links: pd.DataFrame, computed_ids: frozenset[str], properties: list[str]) -> pd.DataFrame:
+    """One connection's unresolved person references in a delta: ``computed`` (the recomputed people's) and
+    the last run's rows of every other connected person, in the order a full synchronization gives them
+    (by property, then by the person's place in the connector space).
+
+    A person not recomputed has the rows it had: its object did not change (same DN, same values), and
+    neither did what its references name — a target added, deleted, renamed, moved in or out of scope or
+    recomputed makes the people naming it dirty (``delta.reference_dependents``)."""
+    persons = space.loc[space["object_type"] == "person", ["anchor", "dn"]]
+    persons = persons.loc[~persons["dn"].duplicated()]
+    connected = links.loc[(links["connection"] == connection) & links["connected"]
+                          & ~links["mv_id"].isin(computed_ids), "anchor"]
+    unchanged = persons.loc[persons["anchor"].isin(connected), "dn"]
+    kept = previous.loc[(previous["source_connection"] == connection) & previous["source_dn"].isin(unchanged)
+                        & previous["property"].isin(properties)]
+    rows = pd.concat([kept.reindex(columns=UNRESOLVED_COLUMNS), computed.reindex(columns=UNRESOLVED_COLUMNS)],
+                     ignore_index=True)
+    if rows.empty:
+        return rows
+    place = pd.Index(persons["dn"]).get_indexer(rows["source_dn"])
+    rank = pd.Index(properties).get_indexer(rows["property"])
+    return rows.iloc[np.lexsort((place, rank))].reset_index(drop=True)
 
 
 def _by_precedence(parts: list[pd.DataFrame], precedence: dict[str, tuple[str, ...]] | None = None) -> pd.DataFrame:
