@@ -39,7 +39,8 @@ class GateInputs:
     """Connector space per directory connection (after quarantine: held objects are not in it)."""
     pending: PendingExports
     store_people: pd.DataFrame
-    """The profile store as imported by step 2 (before the export)."""
+    """The profile store's people as imported by step 2 (before the export): at least the columns of
+    :data:`STORE_PEOPLE_COLUMNS`, every row."""
     store_groups: pd.DataFrame
     mv_people: pd.DataFrame
     """The metaverse people: at least the columns of :data:`MV_PEOPLE_COLUMNS` (those the gate reads)."""
@@ -51,6 +52,9 @@ class GateInputs:
     """People in scope at the last good import, per connection (None: no good import yet)."""
     previous_space: Callable[[str], pd.DataFrame | None] = lambda name: None
     """The connector space of the last good import (read only to show samples of a shrink)."""
+    store_touched: pd.DataFrame | None = None
+    """The managed properties of the ``store_people`` rows the pending exports update (what the blanking
+    check compares with); None: ``store_people`` has them (or nothing is updated)."""
     changed: ChangedRows | None = None
     """What changed since the last committed run; GX then validates only those rows (whole-set counts,
     uniqueness and ``mostly`` shares are still computed on every row, vectorised). None: GX validates
@@ -331,6 +335,9 @@ def _blank_check(inp: GateInputs, conn: str, blanks: pd.DataFrame, active: pd.Se
                    connection=conn, samples=samples)
 
 
+STORE_PEOPLE_COLUMNS = ["profile_id", "state", "source_connection", "account_name", "source_dn"]
+"""The profile store people's columns the gate and the quarantine read of every row (the property values:
+``GateInputs.store_touched``)."""
 MV_PEOPLE_COLUMNS = ["mv_id", "state", "source_connection", "source_anchor", "source_dn", "work_email"]
 """The metaverse people's columns the gate and the quarantine read (``work_email`` when it is mapped)."""
 
@@ -358,7 +365,8 @@ def evaluate_export_gate(inp: GateInputs, override: GateOverride | None = None,
     marked_groups = timed(lambda: metrics.marked(pending.groups, inp.store_groups, "group_id"))
     marked_counts = marked_people["source_connection"].value_counts() if len(marked_people) else pd.Series(dtype="int64")
     updated = timed(lambda: metrics.updates(pending.people, pending.managed))
-    blanks = timed(lambda: metrics.blanked(pending.people, inp.store_people, pending.managed))
+    blanks = timed(lambda: metrics.blanked(
+        pending.people, inp.store_touched if inp.store_touched is not None else inp.store_people, pending.managed))
 
     conns = [d.name for d in inp.directories]
     checks: dict[str, list[CheckResult]] = {}

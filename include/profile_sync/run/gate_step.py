@@ -39,6 +39,7 @@ from profile_sync.gates.export_gate import (
     GATE,
     MV_PEOPLE_COLUMNS,
     SAMPLE,
+    STORE_PEOPLE_COLUMNS,
     ChangedRows,
     GateInputs,
     evaluate_export_gate,
@@ -132,13 +133,19 @@ def run_export_gate(ctx: RunContext, pending: PendingExports, directories: list[
     spaces = {d.name: _frame(ctx, f"cs/{d.name}", columns=[*SPACE_COLUMNS, *reference_columns(d)])
               for d in directories}
     held = {n: _frame(ctx, f"held/{n}", HELD_COLUMNS) for n in names}
-    store_people = _frame(ctx, "ps/people")
+    # Every person's identity and state; the managed properties only of the people the exports update
+    # (what the blanking check compares), filtered before they become Python objects.
+    store_people = _frame(ctx, "ps/people", columns=STORE_PEOPLE_COLUMNS)
+    updated = set(pending.people.loc[pending.people["operation"] == "update", "profile_id"])
+    store_touched = ctx.state.read_frame("ps/people", ["profile_id", *pending.managed],
+                                         where=("profile_id", updated)) if updated else None
     store_groups = _frame(ctx, "ps/groups")
     mv_people = _frame(ctx, "mv/people", columns=MV_PEOPLE_COLUMNS)  # not every property of every person
     unresolved = _frame(ctx, "mv/unresolved", ["source_connection", "source_dn", "property", "target_dn", "reason"])
     committed = ctx.store.committed_manifest()
     inputs = GateInputs(
         directories=directories, spaces=spaces, pending=pending, store_people=store_people,
+        store_touched=store_touched,
         store_groups=store_groups, mv_people=mv_people, unresolved=unresolved,
         specs=property_specs(ctx.settings), limits={n: ctx.settings.gate_limits(n) for n in names},
         baselines={n: _baseline(ctx, n, committed) for n in names},

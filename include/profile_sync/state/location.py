@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import posixpath
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -123,8 +124,13 @@ class Location:
         self.io["bytes_written"] += size
         self.io["write_s"] += time.perf_counter() - t0
 
-    def read_frame(self, rel: str, columns: list[str] | None = None) -> "pd.DataFrame":
+    def read_frame(self, rel: str, columns: list[str] | None = None,
+                   where: "tuple[str, Collection[Any]] | None" = None) -> "pd.DataFrame":
+        """The frame of object ``rel``: only ``columns`` (those it has) when given; only the rows whose column
+        ``where[0]`` holds one of the values ``where[1]`` when given (filtered in Arrow, before any Python
+        object is made: a few rows of a large frame cost the read of its columns, not their conversion)."""
         import pyarrow as pa
+        import pyarrow.compute as pc
         import pyarrow.parquet as pq
 
         t0 = time.perf_counter()
@@ -142,7 +148,15 @@ class Location:
         except OSError as exc:
             raise StateUnavailableError(f"state store {self.display}: could not read {rel} ({exc})") from exc
         cols = [c for c in columns if c in present] if columns is not None else None
-        frame = arrow_to_frame(pq.read_table(source, columns=cols))
+        table = pq.read_table(source, columns=cols)
+        if where is not None:
+            key, values = where
+            if key not in table.column_names or not table.num_rows:  # (an empty frame's column may be untyped)
+                table = table.slice(0, 0)
+            else:
+                wanted = pa.array(list(values), type=table.schema.field(key).type)
+                table = table.filter(pc.is_in(table.column(key), value_set=wanted))
+        frame = arrow_to_frame(table)
         self.io["reads"] += 1
         self.io["read_s"] += time.perf_counter() - t0
         return frame

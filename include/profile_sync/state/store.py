@@ -32,6 +32,7 @@ from __future__ import annotations
 import copy
 import time
 import uuid
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any, Callable
 
 import pandas as pd
@@ -94,11 +95,12 @@ class StateStore:
         """A frame of the committed state (only ``columns`` when given), or None."""
         return self.read(self.committed_manifest(), key, columns)
 
-    def read(self, manifest: dict[str, Any], key: str, columns: list[str] | None = None) -> pd.DataFrame | None:
+    def read(self, manifest: dict[str, Any], key: str, columns: list[str] | None = None,
+             where: tuple[str, Collection[Any]] | None = None) -> pd.DataFrame | None:
         name = manifest["frames"].get(key)
         if name is None:
             return None
-        return _clean_strings(self.location.read_frame(f"{OBJECTS}/{name}", columns))
+        return _clean_strings(self.location.read_frame(f"{OBJECTS}/{name}", columns, where))
 
     def write_object(self, key: str, frame: pd.DataFrame) -> str:
         """Write ``frame`` as a new object; its name (to be referenced by a manifest)."""
@@ -185,12 +187,14 @@ class RunState:
     def run_id(self) -> str:  # older name, kept for callers that print it
         return self.run_key
 
-    def read_frame(self, key: str, columns: list[str] | None = None) -> pd.DataFrame | None:
+    def read_frame(self, key: str, columns: list[str] | None = None,
+                   where: tuple[str, Collection[Any]] | None = None) -> pd.DataFrame | None:
         """The frame as this run last wrote it, else as committed, else None.
 
-        ``columns``: read only these (those the frame has), for steps that need a few of many.
+        ``columns``: read only these (those the frame has), for steps that need a few of many; ``where``
+        (column, values): only the rows whose column holds one of the values, for steps that need a few rows.
         """
-        return self.store.read(self.manifest, key, columns)
+        return self.store.read(self.manifest, key, columns, where)
 
     def write_frame(self, key: str, frame: pd.DataFrame) -> None:
         """Write ``frame`` to a new object; visible to other steps after ``commit_step``."""

@@ -158,6 +158,25 @@ def test_a_step_can_read_only_the_columns_it_needs(env):
     assert list(run.read_frame("ps/people").columns) == ["profile_id", "state", "picture"]
 
 
+def test_a_step_can_read_only_the_rows_it_needs(env):
+    make, lease = env
+    run = _run(make(), lease, "dag/r1")
+    people = pd.DataFrame({"profile_id": ["a", "b", "c", "d"], "state": ["active", "deleted", "active", None],
+                           "picture": [b"\x01", None, b"\x03", b"\x04"]})
+    run.write_frame("ps/people", people)
+    rows = run.read_frame("ps/people", where=("profile_id", {"c", "a", "nobody"}))
+    whole = run.read_frame("ps/people")
+    pd.testing.assert_frame_equal(rows, whole.iloc[[0, 2]].reset_index(drop=True))  # as read whole, in order
+    assert rows["profile_id"].tolist() == ["a", "c"] and rows["picture"].tolist() == [b"\x01", b"\x03"]
+    both = run.read_frame("ps/people", ["profile_id", "state"], where=("state", ["deleted"]))
+    assert both.to_dict("records") == [{"profile_id": "b", "state": "deleted"}]
+    assert list(run.read_frame("ps/people", where=("profile_id", set())).columns) == list(people.columns)
+    assert run.read_frame("ps/people", where=("profile_id", set())).empty
+    assert run.read_frame("ps/people", where=("not_there", {"a"})).empty  # no such column: no such row
+    run.write_frame("ps/empty", pd.DataFrame({"profile_id": pd.Series([], dtype=object)}))
+    assert run.read_frame("ps/empty", where=("profile_id", {"a"})).empty
+
+
 # -- the lease -------------------------------------------------------------------------------
 def test_lease_excludes_a_second_owner_and_is_released(env):
     _, lease = env
