@@ -18,10 +18,10 @@ from sqlalchemy import create_engine
 
 from profile_sync.profile_store.engine import make_engine
 from profile_sync.state.coordination import Coordination
-from profile_sync.state.errors import LeaseLostError, StateConflictError
+from profile_sync.state.errors import LeaseLostError, StateConflictError, StateError
 from profile_sync.state.lease import Lease
 from profile_sync.state.location import Location
-from profile_sync.state.store import StateStore
+from profile_sync.state.store import OBJECTS, StateStore
 
 BACKENDS = ["file-sqlite", "s3-sqlite", "file-postgresql", "s3-postgresql"]
 
@@ -175,6 +175,19 @@ def test_a_step_can_read_only_the_rows_it_needs(env):
     assert run.read_frame("ps/people", where=("not_there", {"a"})).empty  # no such column: no such row
     run.write_frame("ps/empty", pd.DataFrame({"profile_id": pd.Series([], dtype=object)}))
     assert run.read_frame("ps/empty", where=("profile_id", {"a"})).empty
+
+
+def test_an_object_missing_from_the_store_is_named(env):
+    make, lease = env
+    store = make()
+    run = _run(store, lease, "dag/r1")
+    run.write_frame("mv/people", pd.DataFrame({"mv_id": ["a"]}))
+    name = run.manifest["frames"]["mv/people"]
+    store.location.delete(OBJECTS, [name])
+    with pytest.raises(StateError, match=f"object {OBJECTS}/{name} is missing"):
+        run.read_frame("mv/people")
+    with pytest.raises(StateError, match="is missing"):
+        run.read_frame("mv/people", ["mv_id"], where=("mv_id", {"a"}))
 
 
 # -- the lease -------------------------------------------------------------------------------
