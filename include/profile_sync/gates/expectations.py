@@ -75,8 +75,29 @@ _GX_CLASSES = {
     "not_null": "ExpectColumnValuesToNotBeNull",
     "unique": "ExpectColumnValuesToBeUnique",
     "regex": "ExpectColumnValuesToMatchRegex",
-    "max_length": "ExpectColumnValueLengthsToBeBetween",
+    "max_length": "ExpectColumnValuesToBeBetween",  # on the values' lengths: see _gx_column
 }
+
+
+def _gx_column(e: Expect) -> str:
+    """The column of the frame handed to GX that ``e`` is validated on.
+
+    A ``max_length`` expectation is GX's ``ExpectColumnValuesToBeBetween`` (``max_value``) on a column of the
+    values' lengths, counted once by pandas (``str.len``; null stays null: missing, as for GX's own length
+    expectation), rather than ``ExpectColumnValueLengthsToBeBetween`` on the text: the same verdict, counts and
+    row positions, but GX measured each value's length again for each of the metrics it computes (unexpected
+    count, values, row indexes): 2.06 s against 0.42 s (0.19 s of it the lengths) for 16 columns of 96,000
+    values, the first full run's ``values_fit_columns`` check at 100,000 people."""
+    return f"length of {e.column}" if e.kind == "max_length" else e.column
+
+
+def _lengths(values: pd.Series) -> pd.Series:
+    """The length of each non-null value as text (``whole_set``'s measure), null where the value is null."""
+    present = values.notna().to_numpy()
+    out = pd.Series(np.nan, index=values.index, dtype="float64")
+    if present.any():
+        out[present] = values[present].astype(str).str.len().to_numpy(dtype="float64")
+    return out
 
 
 DEFERRED_BY_GX = ("scipy.stats", "altair")
@@ -193,7 +214,7 @@ class GxRunner:
 
     def _expectation(self, e: Expect) -> Any:
         cls = getattr(self._gx.expectations, _GX_CLASSES[e.kind])
-        kwargs: dict[str, Any] = {"column": e.column,
+        kwargs: dict[str, Any] = {"column": _gx_column(e),
                                   "result_format": {"result_format": "SUMMARY",
                                                     "partial_unexpected_count": self.sample}}
         if e.kind == "regex":
@@ -210,8 +231,12 @@ class GxRunner:
             return []
         self._load()
         t0 = time.perf_counter()
-        columns = list(dict.fromkeys(e.column for e in expectations))
-        data = frame[columns].reset_index(drop=True)
+        columns: dict[str, pd.Series] = {}
+        for e in expectations:
+            if _gx_column(e) not in columns:
+                column = frame[e.column].reset_index(drop=True)
+                columns[_gx_column(e)] = _lengths(column) if e.kind == "max_length" else column
+        data = pd.DataFrame(columns) if columns else frame.iloc[:, :0].reset_index(drop=True)
         self.rows_validated += len(data)
         suite = self._gx.ExpectationSuite(name=f"{name}_suite",
                                           expectations=[self._expectation(e) for e in expectations])
@@ -224,7 +249,7 @@ class GxRunner:
         out = []
         for e in expectations:
             gx_type = _snake(_GX_CLASSES[e.kind])
-            r = by_type_and_column[(gx_type, e.column)]
+            r = by_type_and_column[(gx_type, _gx_column(e))]
             res = r.result or {}
             exc = r.exception_info or {}
             raised = exc.get("raised_exception") if isinstance(exc, dict) else False

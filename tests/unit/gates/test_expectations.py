@@ -60,6 +60,30 @@ def test_value_lengths(gx):
     assert o2.success
 
 
+@pytest.mark.parametrize("mostly", [None, 0.5])
+def test_value_lengths_as_gx_measures_them_on_the_text(gx, mostly):
+    """The runner validates lengths it counted once (GX's between on them): the same outcome as GX's own
+    length expectation on the text, nulls missing, lengths in characters, positions included."""
+    values = ["short", "x" * 11, None, "", "é" * 10, "é" * 11, "y" * 10, None, "z" * 40]
+    frame = pd.DataFrame({"title": pd.Series(values, dtype=object)})
+    frame.index = [7, 3, 5, 1, 0, 2, 4, 6, 8]  # positions are reported, not labels
+    (mine,) = gx.validate("lengths", frame, [Expect("max_length", "title", max_length=10, mostly=mostly)])
+    kwargs = {"column": "title", "max_value": 10,
+              "result_format": {"result_format": "SUMMARY", "partial_unexpected_count": 20}}
+    if mostly is not None:
+        kwargs["mostly"] = mostly
+    suite = gx._gx.ExpectationSuite(name=f"text_{mostly}",
+                                    expectations=[gx._gx.expectations.ExpectColumnValueLengthsToBeBetween(**kwargs)])
+    theirs = gx._batch_definition(f"text_{mostly}").get_batch(
+        batch_parameters={"dataframe": frame.reset_index(drop=True)}).validate(suite).results[0]
+    res = theirs.result
+    assert (mine.success, mine.element_count, mine.unexpected_count, mine.missing_count,
+            mine.unexpected_positions) == (theirs.success, res["element_count"], res["unexpected_count"],
+                                           res["missing_count"], res["partial_unexpected_index_list"])
+    assert (mine.unexpected_count, mine.missing_count, mine.unexpected_positions) == (3, 2, [1, 5, 8])
+    assert mine.success is (mostly is not None)
+
+
 def test_gx_is_quiet(gx, capfd, caplog):
     caplog.set_level(logging.DEBUG)
     gx.validate("quiet", pd.DataFrame({"a": range(500)}), [Expect("unique", "a"), Expect("not_null", "a")])
