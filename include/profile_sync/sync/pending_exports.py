@@ -19,6 +19,7 @@ from typing import Literal, Mapping
 import numpy as np
 import pandas as pd
 
+from profile_sync._pandas import value_lengths
 from profile_sync.config.properties import PropertySpec
 from profile_sync.sync.metaverse import SOURCE_COLUMNS, Metaverse
 
@@ -95,7 +96,7 @@ def _too_long(people: pd.DataFrame, specs: dict[str, PropertySpec], columns: lis
         spec = specs.get(c)
         if spec is None or spec.type != "string" or spec.max_length is None:
             continue
-        lengths = people[c].astype(object).str.len().fillna(0).astype("int64")
+        lengths = pd.Series(value_lengths(people[c]), index=people.index).fillna(0).astype("int64")
         bad = (lengths > spec.max_length) & reason.isna()
         reason[bad] = [f"value too long for {c} ({n} > {spec.max_length} characters)" for n in lengths[bad]]
     return reason

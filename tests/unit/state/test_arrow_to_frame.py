@@ -113,3 +113,14 @@ def test_the_connector_space_build_converts_lists_alike():
                               pa.array([["c@x"]], pa.list_(pa.string()))])
     _same_lists(_to_objects(lists), [np.array(["smtp:a@x", "SMTP:b@x"], dtype=object), None,
                                      np.array(["c@x"], dtype=object)])
+
+
+def test_value_lengths_are_what_str_len_gives_an_object_column():
+    from profile_sync._pandas import value_lengths
+
+    values = pd.Series([None, "", "abc", "é" * 5, float("nan"), 12, True, ["a", "b"],
+                        np.array(["x"], dtype=object), b"\x00\x01", pd.NA, ("t",)], dtype=object)
+    want = pd.Series([np.nan if pd.isna(n) else float(n) for n in values.str.len()])
+    got = pd.Series(value_lengths(values))
+    pd.testing.assert_series_equal(got, want)
+    assert got.isna().tolist() == [True, False, False, False, True, True, True, False, False, False, True, False]
