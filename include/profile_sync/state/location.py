@@ -136,8 +136,7 @@ class Location:
         t0 = time.perf_counter()
         target = self.path(rel)
         try:
-            # ParquetFile, not read_table: read_table goes through pyarrow.dataset, whose import alone costs
-            # ~0.26 s in every process that reads state (every task); one file needs none of it.
+            # One ParquetFile: the footer is parsed once (schema and columns), without pyarrow.dataset's layer.
             file = pq.ParquetFile(target if self.local else pa.BufferReader(self.fs.cat_file(target)))
         except FileNotFoundError as exc:
             raise StateError(f"state store {self.display}: object {rel} is missing (it is referenced by the "
