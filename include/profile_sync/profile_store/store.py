@@ -367,6 +367,19 @@ class ProfileStore:
         return ProfileStoreSnapshot(people, groups, members, exists=True, seq=top,
                                     changed_people=frozenset(external), values=values)
 
+    def quiet_since(self, seq: int) -> tuple[int, pd.DataFrame] | None:
+        """When the change log names nothing after ``seq``: its position and the multi-valued values (what a
+        delta import of an unchanged store reads); None when something changed or the store keeps no log."""
+        if not self.exists():
+            return None
+        with self.reading(), self.engine.connect() as conn:
+            if not changelog.has_triggers(conn):
+                return None
+            changed, top = changelog.changed_since(conn, self.changelog, seq)
+            if any(changed.values()):
+                return None
+            return top, self.read_values(conn, self.multi_valued)
+
     def changed_people_since(self, seq: int) -> set[str]:
         """Profiles the change log names after ``seq`` (empty when the store keeps no log)."""
         if not self.exists():

@@ -491,6 +491,12 @@ def import_profile_store(ctx: RunContext) -> Summary:
     store = _profile_store(ctx)
     committed = ctx.store.committed_manifest()
     behind = _store_ahead_of_state(committed)
+    seq = committed["values"].get("watermark/profile_store")
+    if (ctx.state.get_value("run/mode") == "incremental" and behind is None and seq is not None
+            and all(f"ps/{name}" in committed["frames"] for name in PS_FRAMES)):
+        quiet = store.quiet_since(seq)
+        if quiet is not None:
+            return _profile_store_unchanged(ctx, *quiet)
     base = _snapshot(ctx.store.read_committed_frame, committed["values"])
     snapshot = None
     if ctx.state.get_value("run/mode") == "incremental" and behind is None:
@@ -509,6 +515,21 @@ def import_profile_store(ctx: RunContext) -> Summary:
     return {"skipped": False, "delta": delta, "changed_in_store": len(changed), "people": len(snapshot.people),
             "groups": len(snapshot.groups), "memberships": len(snapshot.memberships),
             **({"reconciled": behind} if behind else {})}
+
+
+def _profile_store_unchanged(ctx: RunContext, seq: int, values: pd.DataFrame) -> Summary:
+    """A delta import of a store nobody changed since the last run: the committed connector space stands as it
+    is (the run's state refers to it; it is not read), only the log position, the multi-valued values and the
+    people carried from the last run are recorded."""
+    carried = ctx.store.read_committed_frame("ps/carry")
+    changed = set(carried["profile_id"]) if carried is not None else set()
+    ctx.state.write_frame("ps/changed", pd.DataFrame({"profile_id": sorted(changed)}, dtype=object))
+    ctx.state.set_value("watermark/profile_store", seq)
+    ctx.state.write_frame("ps/property_values", values)
+    ctx.state.commit_step()
+    counts = {name: len(ctx.store.read_committed_frame(f"ps/{name}", columns=[key]))
+              for name, key in (("people", "profile_id"), ("groups", "group_id"), ("memberships", "group_id"))}
+    return {"skipped": False, "delta": True, "unchanged_in_store": True, "changed_in_store": len(changed), **counts}
 
 
 def _store_ahead_of_state(committed: dict[str, Any]) -> str | None:

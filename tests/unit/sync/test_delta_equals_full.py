@@ -230,6 +230,9 @@ def test_the_profile_store_delta_sees_edits_by_others_not_its_own_writes(tmp_pat
         quiet = h.sync(mode="incremental")
         assert quiet["import_profile_store"]["delta"] is True
         assert quiet["import_profile_store"]["changed_in_store"] == 0  # the first run's 30 adds are not logged
+        # Nothing in the change log: the committed connector space stands, unread; its counts are reported.
+        assert quiet["import_profile_store"]["unchanged_in_store"] is True
+        assert quiet["import_profile_store"]["people"] == len(h.profiles())
         people = h.profiles()
         person = people.loc[(people["state"] == "active") & people["title"].notna()].iloc[0]
         h.execute("UPDATE user_profiles SET title = 'edited in the store' WHERE profile_id = :pid",
@@ -237,6 +240,7 @@ def test_the_profile_store_delta_sees_edits_by_others_not_its_own_writes(tmp_pat
         out = h.sync(mode="incremental")
         assert out["import_profile_store"]["delta"] is True
         assert out["import_profile_store"]["changed_in_store"] == 1
+        assert "unchanged_in_store" not in out["import_profile_store"]
         assert out["export_profile_store"]["updates"] == 1
         assert h.profiles().loc[person["profile_id"], "title"] == person["title"]
         after = h.sync(mode="incremental")
