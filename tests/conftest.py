@@ -22,6 +22,9 @@ os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "dags")
 os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(ROOT / "plugins")
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "WARNING"
+# Every frame a step writes as a patch of the previous one (state/patches.py) is read back and compared with
+# the frame itself, in every test that runs steps: a step whose Patch misdescribes its frame fails there.
+os.environ["PROFILE_SYNC_CHECK_PATCHES"] = "1"
 os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT / "include"), str(ROOT / "plugins"), str(ROOT)]
                                            + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
 

@@ -272,6 +272,9 @@ class ProfileStoreSnapshot:
     """Delta import: profiles changed since the previous snapshot."""
     values: pd.DataFrame = field(default_factory=lambda: empty_values())
     """Values of the multi-valued properties: ``profile_id``, ``property``, ``position``, ``value``."""
+    reread_people: int | None = None
+    """Delta import: how many rows of ``people`` were re-read by key, its last rows (the others are the previous
+    snapshot's, in their order); None when every row was read."""
 
 
 
@@ -359,13 +362,13 @@ class ProfileStore:
             people_ids = changed.get("user_profiles", set())
             group_ids = changed.get("user_groups", set())
             member_groups = changed.get("group_memberships", set())
-            people = self._patch(conn, self.profiles, "profile_id", base.people, people_ids, actual)
-            groups = self._patch(conn, self.groups, "group_id", base.groups, group_ids)
-            members = self._patch(conn, self.memberships, "group_id", base.memberships, member_groups)
+            people, reread = self._patch(conn, self.profiles, "profile_id", base.people, people_ids, actual)
+            groups, _ = self._patch(conn, self.groups, "group_id", base.groups, group_ids)
+            members, _ = self._patch(conn, self.memberships, "group_id", base.memberships, member_groups)
             # Multi-valued values are only written by business systems, which read everything anyway.
             values = self.read_values(conn, self.multi_valued)
         return ProfileStoreSnapshot(people, groups, members, exists=True, seq=top,
-                                    changed_people=frozenset(external), values=values)
+                                    changed_people=frozenset(external), values=values, reread_people=reread)
 
     def quiet_since(self, seq: int) -> tuple[int, pd.DataFrame] | None:
         """When the change log names nothing after ``seq``: its position and the multi-valued values (what a
@@ -391,17 +394,18 @@ class ProfileStore:
         return set(changed.get("user_profiles", set()))
 
     def _patch(self, conn: Connection, table: Table, key: str, base: pd.DataFrame, ids: set[str],
-               actual: set[str] | None = None) -> pd.DataFrame:
-        """``base`` with the rows whose ``key`` is in ``ids`` replaced by their current rows."""
+               actual: set[str] | None = None) -> tuple[pd.DataFrame, int | None]:
+        """``base`` with the rows whose ``key`` is in ``ids`` replaced by their current rows, and how many rows
+        were read by key (the last ones; None when the table was read whole)."""
         if not ids:
-            return base
+            return base, 0
         if len(ids) * 2 >= base[key].nunique() or int(base[key].isin(ids).sum()) * 2 >= len(base):
             # Most keys or most rows asked for (the confirming import of a first or mass export; memberships of
             # a group most people are in, whose every add or delete re-reads it): one bulk read of the table
             # (COPY on PostgreSQL) instead of SELECTs by key — the rows not asked for come back as they are.
             # (ids are keys: group ids for memberships, so few keys may be most rows.)
             whole = self._frame(conn, table, {c.name for c in table.c if c.name not in base.columns}, actual)
-            return _objects(whole.reindex(columns=base.columns))
+            return _objects(whole.reindex(columns=base.columns)), None
         columns = [c for c in base.columns if c in table.c and (actual is None or c in actual)]
         fresh = []
         ordered = sorted(ids)
@@ -411,7 +415,7 @@ class ProfileStore:
             fresh.append(pd.DataFrame([tuple(r) for r in result.fetchall()], columns=columns, dtype=object))
         rows = pd.concat(fresh, ignore_index=True).reindex(columns=base.columns)
         kept = base.loc[~base[key].isin(ids)]
-        return _objects(pd.concat([kept, rows], ignore_index=True))
+        return _objects(pd.concat([kept, rows], ignore_index=True)), len(rows)
 
     def read_values(self, conn: Connection, properties: list[str]) -> pd.DataFrame:
         """The values of the multi-valued ``properties``, ordered by person, property and position."""

@@ -27,6 +27,7 @@ from profile_sync.profile_store.schema import property_specs
 from profile_sync.profile_store.store import ProfileStore, make_engine
 from profile_sync.run.context import RunContext
 from profile_sync.run.dates import SOURCE_DATE, dated_connections
+from profile_sync.state.patches import Patch
 from profile_sync.sync.attribute_flow import import_properties
 from profile_sync.sync.connector_space import HELD_COLUMNS, KnownDns, attr_column, build_connector_space
 from profile_sync.sync.delta import (DELTA_KEY, DirtySet, apply_delta, compute_dirty_set, entering_scope,
@@ -336,6 +337,7 @@ def import_directory(ctx: RunContext, connection: str) -> Summary:
     attributes = frozenset(d.attributes) | {"objectclass"}
     full_import_reason = None
     delta = None
+    patch = None  # a delta's changes to the committed space (the run's view of it: no step before this writes it)
     if mode == "incremental" and previous is not None and committed_watermark == watermark:
         # Unchanged source: the run's state already holds the committed connector space.
         space, reused = previous, True
@@ -350,7 +352,7 @@ def import_directory(ctx: RunContext, connection: str) -> Summary:
                 previous = previous[[c for c in IMPORT_KEY if c in previous.columns]]  # keys only: free the rest
         if delta is not None:
             # Held objects of a delta keep their previous rows (apply_delta keeps what it does not replace).
-            space, held, reread = _merge_delta(ctx, d, delta, reader, previous)
+            space, held, reread, patch = _merge_delta(ctx, d, delta, reader, previous)
             watermark = delta.watermark
         else:
             imported = build_connector_space(reader.read_full(attributes), d)
@@ -364,7 +366,7 @@ def import_directory(ctx: RunContext, connection: str) -> Summary:
     counts = _import_counts(previous, space)
     previous = None  # (a delta's whole committed space) not needed while the new one is written
     if not reused:
-        ctx.state.write_frame(f"cs/{d.name}", space)
+        ctx.state.write_frame(f"cs/{d.name}", space, patch)
         ctx.state.write_frame(f"held/{d.name}", held)
     ctx.state.set_value(f"watermark/{d.name}", watermark)
     ctx.state.set_value(f"dn_form/{d.name}", DN_FORM)  # dn_norm spelled by this form (see decide_mode)
@@ -390,7 +392,7 @@ def import_directory(ctx: RunContext, connection: str) -> Summary:
 
 
 def _merge_delta(ctx: RunContext, d: ResolvedDirectory, delta,  # noqa: ANN001
-                 reader, previous: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, int]:  # noqa: ANN001
+                 reader, previous: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, int, Patch]:  # noqa: ANN001
     """The connector space after a delta read: changed rows decoded and scoped, merged into the last one.
 
     Directories rewrite references on other objects without reporting them (DESIGN §6b), so two kinds of
@@ -403,8 +405,8 @@ def _merge_delta(ctx: RunContext, d: ResolvedDirectory, delta,  # noqa: ANN001
       from outside the containers, or created outside and moved in): its old DN was never known here, so
       the server is searched for ``(member=<dn>)``, ``(uniqueMember=<dn>)``, ``(manager=<dn>)``.
 
-    ``previous``: the committed connector space. Returns the space, the held objects and how many objects
-    were re-read."""
+    ``previous``: the committed connector space. Returns the space, the held objects, how many objects
+    were re-read and how the space differs from ``previous`` (for the state store)."""
     references = [attr_column(m.source) for m in d.mappings.values() if m.transform == "reference"]
     members = [attr_column(a) for a in d.member_attributes]
     attributes = frozenset(d.attributes) | {"objectclass"}
@@ -431,7 +433,9 @@ def _merge_delta(ctx: RunContext, d: ResolvedDirectory, delta,  # noqa: ANN001
                                        held=pd.concat([imported.held, extra.held], ignore_index=True))
         changed = pd.concat([changed, apply_scope(extra_objects, d, ctx.settings.deletion.disabled_accounts)],
                             ignore_index=True)
-    space = apply_delta(previous, changed, delta.deleted_anchors, delta.deleted_dns, references, members, previous_dns)
+    rewritten: set[str] = set()
+    space = apply_delta(previous, changed, delta.deleted_anchors, delta.deleted_dns, references, members, previous_dns,
+                        rewritten)
     held_before = ctx.store.read_committed_frame(f"held/{d.name}")
     if held_before is not None and len(held_before):
         retried = set(imported.objects["dn"]) | set(imported.held["dn"])
@@ -439,7 +443,8 @@ def _merge_delta(ctx: RunContext, d: ResolvedDirectory, delta,  # noqa: ANN001
         held = pd.concat([held_before, imported.held], ignore_index=True)
     else:
         held = imported.held
-    return space, held, len(reread)
+    # The state store writes the changed rows only: the last len(changed) rows, and the rewritten ones in place.
+    return space, held, len(reread), Patch("anchor", appended=len(changed), replaced=rewritten)
 
 
 IMPORT_KEY = ["anchor", "row_hash", "in_scope", "object_type"]
@@ -558,7 +563,10 @@ def _write_profile_store_space(ctx: RunContext, snapshot, base=None) -> None:  #
     for name in PS_FRAMES:
         frame = getattr(snapshot, name)
         if base is None or frame is not getattr(base, name):
-            ctx.state.write_frame(f"ps/{name}", frame)
+            # A delta's people: ``base`` (the run's view of ps/people) with the re-read rows last.
+            patch = (Patch("profile_id", appended=snapshot.reread_people)
+                     if name == "people" and base is not None and snapshot.reread_people is not None else None)
+            ctx.state.write_frame(f"ps/{name}", frame, patch)
     ctx.state.set_value("watermark/profile_store", snapshot.seq)
     ctx.state.write_frame("ps/property_values", snapshot.values)
     ctx.state.commit_step()
@@ -596,7 +604,7 @@ def synchronize(ctx: RunContext) -> Summary:
         ctx.state.read_frame("ps/memberships"), _managed(directories), property_specs(ctx.settings),
         account_name_sources={d.name: d.mappings["account_name"].source for d in directories
                                if "account_name" in import_properties(d)})
-    _write_metaverse(ctx, mv)
+    _write_metaverse(ctx, mv, held_for_writeback == 0)
     _write_pending(ctx, pending)
     ctx.state.commit_step()
     counts = pending.counts()
@@ -643,8 +651,14 @@ def _hold_profile_changes(ctx: RunContext, mv: Metaverse, spaces: dict[str, pd.D
     return dataclasses.replace(mv, people=people), held
 
 
-def _write_metaverse(ctx: RunContext, mv: Metaverse) -> None:
-    ctx.state.write_frame("mv/people", mv.people)
+def _write_metaverse(ctx: RunContext, mv: Metaverse, as_computed: bool = True) -> None:
+    """The metaverse's frames. A delta's people are the last run's (read committed: no step before this one
+    writes them), the recomputed ones last (``build_metaverse``): the state store writes only those, unless
+    values were held for write-back (``as_computed`` False), which may touch any row."""
+    patch = None
+    if mv.computed is not None and as_computed:
+        patch = Patch("mv_id", appended=int(mv.people["mv_id"].isin(mv.computed).sum()))
+    ctx.state.write_frame("mv/people", mv.people, patch)
     ctx.state.write_frame("mv/groups", mv.groups)
     ctx.state.write_frame("mv/memberships", mv.memberships)
     ctx.state.write_frame("mv/links", mv.links)

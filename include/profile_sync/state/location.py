@@ -98,10 +98,16 @@ class Location:
     def write_frame(self, rel: str, frame: "pd.DataFrame") -> None:
         """Write ``frame`` as Parquet to the new object ``rel`` (never overwritten; a failed write leaves nothing)."""
         import pyarrow as pa
-        import pyarrow.parquet as pq
 
         t0 = time.perf_counter()
-        table = pa.Table.from_pandas(frame.reset_index(drop=True), preserve_index=False)
+        self.write_table(rel, pa.Table.from_pandas(frame.reset_index(drop=True), preserve_index=False), t0)
+
+    def write_table(self, rel: str, table: "pa.Table", started: float | None = None) -> None:
+        """Write an Arrow ``table`` as Parquet to the new object ``rel`` (as :meth:`write_frame`)."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        t0 = time.perf_counter() if started is None else started
         target = self.path(rel)
         try:
             if self.local:
@@ -129,11 +135,17 @@ class Location:
         """The frame of object ``rel``: only ``columns`` (those it has) when given; only the rows whose column
         ``where[0]`` holds one of the values ``where[1]`` when given (filtered in Arrow, before any Python
         object is made: a few rows of a large frame cost the read of its columns, not their conversion)."""
+        t0 = time.perf_counter()
+        frame = arrow_to_frame(select_rows(self.read_table(rel, columns), where))
+        self.io["read_s"] += time.perf_counter() - t0
+        return frame
+
+    def read_table(self, rel: str, columns: list[str] | None = None) -> "pa.Table":
+        """Object ``rel`` as an Arrow table (only ``columns``, those it has, when given; schema metadata kept).
+        Counted as a read; its time is counted by the caller that converts it (:meth:`read_frame`)."""
         import pyarrow as pa
-        import pyarrow.compute as pc
         import pyarrow.parquet as pq
 
-        t0 = time.perf_counter()
         target = self.path(rel)
         try:
             # One ParquetFile: the footer is parsed once (schema and columns), without pyarrow.dataset's layer.
@@ -149,17 +161,23 @@ class Location:
             table = file.read(columns=cols)
         finally:
             file.close()
-        if where is not None:
-            key, values = where
-            if key not in table.column_names or not table.num_rows:  # (an empty frame's column may be untyped)
-                table = table.slice(0, 0)
-            else:
-                wanted = pa.array(list(values), type=table.schema.field(key).type)
-                table = table.filter(pc.is_in(table.column(key), value_set=wanted))
-        frame = arrow_to_frame(table)
         self.io["reads"] += 1
-        self.io["read_s"] += time.perf_counter() - t0
-        return frame
+        return table
+
+    def schema(self, rel: str) -> "pa.Schema":
+        """The Arrow schema of object ``rel`` (its footer only, where the filesystem reads ranges)."""
+        import pyarrow.parquet as pq
+
+        target = self.path(rel)
+        try:
+            if self.local:
+                return pq.read_schema(target)
+            with self.fs.open(target, "rb") as f:
+                return pq.read_schema(f)
+        except FileNotFoundError as exc:
+            raise StateError(f"state store {self.display}: object {rel} is missing") from exc
+        except OSError as exc:
+            raise StateUnavailableError(f"state store {self.display}: could not read {rel} ({exc})") from exc
 
     def list(self, rel: str) -> list[ObjectInfo]:
         """Objects directly under ``rel`` (names relative to it), with their modification time when known."""
@@ -193,6 +211,20 @@ class Location:
             self.fs.rm(target)
         except Exception:  # noqa: BLE001 - best effort: an unreferenced object is garbage-collected later
             pass
+
+
+def select_rows(table: "pa.Table", where: "tuple[str, Collection[Any]] | None") -> "pa.Table":
+    """The rows of ``table`` whose column ``where[0]`` holds one of the values ``where[1]`` (all when None)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if where is None:
+        return table
+    key, values = where
+    if key not in table.column_names or not table.num_rows:  # (an empty frame's column may be untyped)
+        return table.slice(0, 0)
+    wanted = pa.array(list(values), type=table.schema.field(key).type)
+    return table.filter(pc.is_in(table.column(key), value_set=wanted))
 
 
 def arrow_to_frame(table: "pa.Table") -> "pd.DataFrame":

@@ -30,6 +30,7 @@ dies before the switch leaves the committed state exactly as it was.
 from __future__ import annotations
 
 import copy
+import os
 import time
 import uuid
 from collections.abc import Collection
@@ -38,13 +39,23 @@ from typing import TYPE_CHECKING, Any, Callable
 import pandas as pd
 
 from profile_sync.state.coordination import EMPTY_MANIFEST, Coordination
+from profile_sync.state import patches
+from profile_sync.state.errors import StateError
 from profile_sync.state.files import slug
-from profile_sync.state.location import Location
+from profile_sync.state.location import Location, arrow_to_frame, select_rows
+from profile_sync.state.patches import Patch
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
 
 OBJECTS = "objects"
+CHECK_PATCHES = "PROFILE_SYNC_CHECK_PATCHES"
+"""Environment variable: when "1", every patch written is read back and compared with its frame."""
+
+
+def object_names(entry: str | list[str]) -> list[str]:
+    """The objects of a manifest's frame entry: one name, or a chain (a base object, then its patches)."""
+    return [entry] if isinstance(entry, str) else list(entry)
 
 
 def _clean_strings(frame: pd.DataFrame) -> pd.DataFrame:
@@ -97,16 +108,77 @@ class StateStore:
 
     def read(self, manifest: dict[str, Any], key: str, columns: list[str] | None = None,
              where: tuple[str, Collection[Any]] | None = None) -> pd.DataFrame | None:
-        name = manifest["frames"].get(key)
-        if name is None:
+        entry = manifest["frames"].get(key)
+        if entry is None:
             return None
-        return _clean_strings(self.location.read_frame(f"{OBJECTS}/{name}", columns, where))
+        if isinstance(entry, str):
+            return _clean_strings(self.location.read_frame(f"{OBJECTS}/{entry}", columns, where))
+        t0 = time.perf_counter()
+        table, key_column = self._read_chain(entry, columns)
+        table = select_rows(table, where)
+        if columns is not None and key_column not in columns:
+            table = table.drop_columns([key_column])
+        frame = arrow_to_frame(table)
+        self.location.io["read_s"] += time.perf_counter() - t0
+        return _clean_strings(frame)
+
+    def _read_chain(self, chain: list[str], columns: list[str] | None) -> tuple[Any, str]:
+        """A chain's table (``columns`` and the key column) and the key column's name (``patches``)."""
+        base, *rest = chain
+        changes = [self.location.read_table(f"{OBJECTS}/{name}") for name in rest]
+        key = patches.patch_key(changes[0])
+        table = self.location.read_table(f"{OBJECTS}/{base}", None if columns is None else [*columns, key])
+        return patches.apply(table, [c.select([*table.column_names, patches.PATCH_OP]) for c in changes], key), key
 
     def write_object(self, key: str, frame: pd.DataFrame) -> str:
         """Write ``frame`` as a new object; its name (to be referenced by a manifest)."""
         name = f"{slug(key)}.{uuid.uuid4().hex}.parquet"
         self.location.write_frame(f"{OBJECTS}/{name}", frame)
         return name
+
+    def write_patch(self, key: str, frame: pd.DataFrame, patch: Patch, entry: str | list[str] | None
+                    ) -> list[str] | None:
+        """Write ``frame`` as a patch of the frame ``entry`` names (a manifest's entry for ``key``; see
+        ``patches``); the chain that now names ``frame``, or None when it is better written whole (no previous
+        frame, other columns, a chain too long or a patch too large, a claim of ``patch`` that does not hold)."""
+        if entry is None:
+            return None
+        chain = object_names(entry)
+        if len(chain) > patches.MAX_CHAIN:
+            return None
+        schema = self.location.schema(f"{OBJECTS}/{chain[0]}")
+        if list(schema.names) != [str(c) for c in frame.columns] or patch.key not in schema.names:
+            return None
+        earlier = 0
+        for name in chain[1:]:
+            earlier += self.location.read_table(f"{OBJECTS}/{name}", [patches.PATCH_OP]).num_rows
+        keys, _ = self._read_chain(chain, [patch.key]) if len(chain) > 1 else (
+            self.location.read_table(f"{OBJECTS}/{chain[0]}", [patch.key]), None)
+        plan = patches.plan(keys.column(patch.key), frame, patch)
+        if plan is None or earlier + plan.rows > patches.MAX_SHARE * max(len(frame), 1):
+            return None
+        table = patches.patch_table(frame, plan, patch.key, schema)
+        if table is None:
+            return None
+        name = f"{slug(key)}.{uuid.uuid4().hex}.patch.parquet"
+        self.location.write_table(f"{OBJECTS}/{name}", table)
+        chain = [*chain, name]
+        if os.environ.get(CHECK_PATCHES) == "1":
+            self._check_patch(key, chain, frame)
+        return chain
+
+    def _check_patch(self, key: str, chain: list[str], frame: pd.DataFrame) -> None:
+        """Read ``chain`` back and compare it with ``frame`` as a whole write would read (tests: CHECK_PATCHES)."""
+        import pyarrow as pa
+
+        got = self.read({"frames": {key: chain}}, key)
+        schema = self.location.schema(f"{OBJECTS}/{chain[0]}")
+        want = _clean_strings(arrow_to_frame(
+            pa.Table.from_pandas(frame.reset_index(drop=True), preserve_index=False).cast(schema)))
+        try:
+            pd.testing.assert_frame_equal(got, want)
+        except AssertionError as exc:
+            raise StateError(f"state store: the patch of {key!r} does not reproduce the frame written: {exc}") from exc
 
     # -- runs -------------------------------------------------------------------------
     def open_run(self, run_key: str, part: str = "run", owner: str | None = None) -> "RunState":
@@ -156,10 +228,10 @@ class StateStore:
         commit it. ``grace_seconds``: spare objects younger than this.
         """
         self.refresh()
-        referenced = set(self.committed_manifest()["frames"].values())
+        referenced = {n for e in self.committed_manifest()["frames"].values() for n in object_names(e)}
         for run_key in self.coordination.live_runs():
             for p in self.coordination.parts(run_key):
-                referenced |= set(p.get("frames", {}).values())
+                referenced |= {n for e in p.get("frames", {}).values() for n in object_names(e)}
         now = time.time()
         garbage = [o.name for o in self.location.list(OBJECTS)
                    if o.name not in referenced and (o.modified is None or now - o.modified >= grace_seconds)]
@@ -179,7 +251,7 @@ class RunState:
         self.seq = seq
         self.base_version = base_version
         self.owner = owner
-        self._frames: dict[str, str] = {}
+        self._frames: dict[str, str | list[str]] = {}
         self._values: dict[str, Any] = {}
         self._own_base: int | None = None
 
@@ -196,11 +268,19 @@ class RunState:
         """
         return self.store.read(self.manifest, key, columns, where)
 
-    def write_frame(self, key: str, frame: pd.DataFrame) -> None:
-        """Write ``frame`` to a new object; visible to other steps after ``commit_step``."""
-        name = self.store.write_object(key, frame)
-        self.manifest["frames"][key] = name
-        self._frames[key] = name
+    def write_frame(self, key: str, frame: pd.DataFrame, patch: Patch | None = None) -> None:
+        """Write ``frame`` to a new object; visible to other steps after ``commit_step``.
+
+        ``patch``: how ``frame`` differs from the frame of ``key`` this step sees (what :meth:`read_frame`
+        returns; ``patches.Patch``): only the changed rows are written, as a patch of it, where that holds and
+        pays (else the frame is written whole).
+        """
+        previous = self.manifest["frames"].get(key)
+        entry = self.store.write_patch(key, frame, patch, previous) if patch is not None else None
+        if entry is None:
+            entry = self.store.write_object(key, frame)
+        self.manifest["frames"][key] = entry
+        self._frames[key] = entry
 
     def get_value(self, key: str, default: Any = None) -> Any:
         """A small JSON value (a watermark, a fingerprint)."""
@@ -220,4 +300,4 @@ class RunState:
         self.store.coordination.write_part(self.run_key, self.part, self.seq, body, self.owner)
 
 
-__all__ = ["EMPTY_MANIFEST", "RunState", "StateStore", "overlay"]
+__all__ = ["EMPTY_MANIFEST", "Patch", "RunState", "StateStore", "object_names", "overlay"]

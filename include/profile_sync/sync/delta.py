@@ -232,8 +232,13 @@ def apply_delta(
     reference_columns: list[str],
     member_columns: list[str],
     known: KnownDns | None = None,
+    rewritten: set[str] | None = None,
 ) -> pd.DataFrame:
     """The connector space after a delta read: ``previous`` with changed rows replaced, deleted rows gone.
+
+    The rows of ``changed`` come last (in their order), the others keep their previous order; ``rewritten``,
+    when given, receives the anchors of the other rows whose references were rewritten (the rows a state
+    patch must carry besides the changed ones: ``state.patches``).
 
     Directories change references *on other objects* without reporting them
     (DESIGN §6b: AD linked attributes and slapd's refint rewrite ``member`` and
@@ -256,15 +261,17 @@ def apply_delta(
     kept = previous.loc[~previous["anchor"].isin(deleted | set(changed["anchor"]))].copy()
     if new_dn or gone:
         kept = _rewrite_references(kept, new_dn, gone, reference_columns, member_columns,
-                                   known if known is not None else KnownDns(previous))
+                                   known if known is not None else KnownDns(previous), rewritten)
     out = pd.concat([kept, changed.reindex(columns=previous.columns)], ignore_index=True)
     return out[previous.columns]
 
 
 def _rewrite_references(frame: pd.DataFrame, new_dn: dict[str, str], gone: set[str],
-                        reference_columns: list[str], member_columns: list[str], known: KnownDns) -> pd.DataFrame:
+                        reference_columns: list[str], member_columns: list[str], known: KnownDns,
+                        rewritten: set[str] | None = None) -> pd.DataFrame:
     """References naming a renamed object's old DN name its new one; those naming a deleted object go.
-    Every value is normalised at once (``known``); only the objects holding such a value are rebuilt."""
+    Every value is normalised at once (``known``); only the objects holding such a value are rebuilt (their
+    anchors added to ``rewritten`` when given)."""
     def fix(value):  # noqa: ANN001, ANN202
         norm = normalize_dns([value])[0]
         if norm in gone:
@@ -282,6 +289,8 @@ def _rewrite_references(frame: pd.DataFrame, new_dn: dict[str, str], gone: set[s
             hit = norms.isin(affected)
             if hit.any():
                 frame.loc[hit[hit].index, column] = [fix(v) for v in values[hit[hit].index]]
+                if rewritten is not None:
+                    rewritten.update(frame.loc[hit[hit].index, "anchor"])
     for column in member_columns:
         if column not in frame.columns:
             continue
@@ -290,6 +299,8 @@ def _rewrite_references(frame: pd.DataFrame, new_dn: dict[str, str], gone: set[s
             continue
         norms = pd.Series(known.normalize_members(members, column), index=members.index, dtype=object)
         for idx in norms.index[norms.isin(affected)].unique():
+            if rewritten is not None:
+                rewritten.add(frame.at[idx, "anchor"])
             values = list(frame.at[idx, column])
             frame.at[idx, column] = [_renamed(m, new_dn[n]) if n in new_dn else m
                                      for m, n in zip(values, known.normalize_members(values, column)) if n not in gone]
