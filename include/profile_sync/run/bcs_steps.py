@@ -29,7 +29,7 @@ from profile_sync.profile_store.store import empty_values
 from profile_sync.run.context import RunContext
 from profile_sync.run.gate_step import check_override_request, record_override
 from profile_sync.run.steps import SAMPLE, Summary, _profile_store, step
-from profile_sync.status.lineage import last_changed_key, record_changes
+from profile_sync.status.lineage import changes_patch, last_changed_key, record_changes
 from profile_sync.sync.pending_exports import ACTIVE, values_equal
 
 __all__ = ["confirm_bcs", "export_bcs", "import_bcs", "synchronize_bcs", "validate_bcs"]
@@ -143,7 +143,8 @@ def validate_bcs(ctx: RunContext, connection: str) -> Summary:
     ctx.state.set_value(f"gate/validate_bcs/{bs.name}", report.to_dict())
     if report.allows_export:  # per person and property: changed by this run (the status page's lineage)
         key = last_changed_key(bs.name)
-        ctx.state.write_frame(key, record_changes(ctx.state.read_frame(key), updates, ctx.run_key))
+        previous = ctx.state.read_frame(key)
+        ctx.state.write_frame(key, record_changes(previous, updates, ctx.run_key), changes_patch(previous, updates))
     ctx.state.commit_step()
     if not report.allows_export:
         raise GateFailedError(report)

@@ -48,7 +48,7 @@ from profile_sync.gates.metrics import SPACE_COLUMNS, in_scope_people, reference
 from profile_sync.gates.report import GateOverride, GateReport
 from profile_sync.profile_store.schema import property_specs
 from profile_sync.run.context import RunContext
-from profile_sync.status.lineage import last_changed_key, record_changes
+from profile_sync.status.lineage import changes_patch, last_changed_key, record_changes
 from profile_sync.sync.connector_space import HELD_COLUMNS
 from profile_sync.sync.delta import DELTA_KEY, changed_objects
 from profile_sync.sync.pending_exports import PendingExports
@@ -170,7 +170,9 @@ def run_export_gate(ctx: RunContext, pending: PendingExports, directories: list[
             ctx.state.set_value(BASELINE_KEY.format(n), {"in_scope_people": in_scope_people(spaces[n]),
                                                          "run_id": ctx.run_id, "at": now})
         key = last_changed_key()
-        ctx.state.write_frame(key, record_changes(ctx.state.read_frame(key), pending.people, ctx.run_key))
+        previous = ctx.state.read_frame(key)
+        ctx.state.write_frame(key, record_changes(previous, pending.people, ctx.run_key),
+                              changes_patch(previous, pending.people))
     ctx.state.commit_step()
     if not (report.allows_export or wait):
         raise GateFailedError(report)

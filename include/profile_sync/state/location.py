@@ -22,6 +22,7 @@ from profile_sync.config.settings import STATE_STORE_SCHEMES
 from profile_sync.state.errors import StateError, StateUnavailableError
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
     import pyarrow as pa
     from fsspec import AbstractFileSystem
@@ -227,12 +228,15 @@ def select_rows(table: "pa.Table", where: "tuple[str, Collection[Any]] | None") 
     return table.filter(pc.is_in(table.column(key), value_set=wanted))
 
 
-def arrow_to_frame(table: "pa.Table") -> "pd.DataFrame":
+def arrow_to_frame(table: "pa.Table", order: "np.ndarray | None" = None) -> "pd.DataFrame":
     """``table`` as a DataFrame whose string columns are ``object`` (``str``, None for null) — what every step
     works with — converted by Arrow in one pass each (``_pandas.strings_to_objects``; lists of text, the
     multi-valued attributes, by ``_pandas.lists_to_objects``). (``to_pandas()`` under
     pandas 3 builds its ``str`` dtype first, validating every value, and turning that into ``object`` again
-    cost twice as much.) Other columns convert as ``to_pandas()`` converts them."""
+    cost twice as much.) Other columns convert as ``to_pandas()`` converts them.
+
+    ``order``: the frame is these rows of ``table``, taken column by column as each is converted (a chain of
+    patches, ``state.patches.chain``: never a second copy of the whole table)."""
     import pandas as pd
     import pyarrow as pa
 
@@ -243,10 +247,16 @@ def arrow_to_frame(table: "pa.Table") -> "pd.DataFrame":
 
     convert = {f.name: strings_to_objects if is_string(f.type) else lists_to_objects
                for f in table.schema if is_string(f.type) or is_string_list(f.type)}
+    rows = None if order is None else pa.array(order, type=pa.int64())
+
+    def taken(t: "pa.Table | pa.ChunkedArray") -> "pa.Table | pa.ChunkedArray":
+        return t if rows is None else t.take(rows)
+
     if not convert:
-        return table.to_pandas()
+        return taken(table).to_pandas()
     others = [n for n in table.column_names if n not in convert]
-    rest = table.select(others).to_pandas() if others else None
-    columns = {n: (pd.Series(convert[n](table.column(n)), dtype=object, copy=False)
+    rest = taken(table.select(others)).to_pandas() if others else None
+    columns = {n: (pd.Series(convert[n](taken(table.column(n))), dtype=object, copy=False)
                    if n in convert else rest[n]) for n in table.column_names}
-    return pd.DataFrame(columns, copy=False) if columns else pd.DataFrame(index=range(table.num_rows))
+    return pd.DataFrame(columns, copy=False) if columns else \
+        pd.DataFrame(index=range(table.num_rows if rows is None else len(rows)))

@@ -116,7 +116,15 @@ def patch_key(table: pa.Table) -> str:
 
 def apply(table: pa.Table, changes: list[pa.Table], key: str) -> pa.Table:
     """``table`` (with its ``key`` column) after each patch of ``changes`` in order (each read with the same
-    columns and :data:`PATCH_OP`): the row order is worked out on the keys, then the rows are taken once."""
+    columns and :data:`PATCH_OP`)."""
+    rows, order = chain(table, changes, key)
+    return rows.take(pa.array(order))
+
+
+def chain(table: pa.Table, changes: list[pa.Table], key: str) -> tuple[pa.Table, np.ndarray]:
+    """The rows of ``table`` and of each patch of ``changes`` (one table) and the positions, in it, of the
+    frame's rows in order: the order is worked out on the keys alone, and a caller takes the rows column by
+    column (``location.arrow_to_frame``), so no second copy of the whole table is ever made."""
     parts = [table]
     size = table.num_rows
     order = np.arange(size, dtype=np.int64)
@@ -142,4 +150,4 @@ def apply(table: pa.Table, changes: list[pa.Table], key: str) -> pa.Table:
         every_key.append(patch_keys)
         size += patch.num_rows
         keys = pa.chunked_array(every_key, type=table.schema.field(key).type).take(pa.array(order))
-    return pa.concat_tables(parts).take(pa.array(order))
+    return pa.concat_tables(parts), order

@@ -42,7 +42,7 @@ from profile_sync.state.coordination import EMPTY_MANIFEST, Coordination
 from profile_sync.state import patches
 from profile_sync.state.errors import StateError
 from profile_sync.state.files import slug
-from profile_sync.state.location import Location, arrow_to_frame, select_rows
+from profile_sync.state.location import Location, arrow_to_frame
 from profile_sync.state.patches import Patch
 
 if TYPE_CHECKING:
@@ -114,21 +114,33 @@ class StateStore:
         if isinstance(entry, str):
             return _clean_strings(self.location.read_frame(f"{OBJECTS}/{entry}", columns, where))
         t0 = time.perf_counter()
-        table, key_column = self._read_chain(entry, columns)
-        table = select_rows(table, where)
+        rows, order, key_column = self._read_chain(entry, columns)
+        if where is not None:
+            column, values = where
+            if column not in rows.column_names:
+                order = order[:0]
+            else:
+                import pyarrow as pa
+                import pyarrow.compute as pc
+
+                wanted = pa.array(list(values), type=rows.schema.field(column).type)
+                hit = pc.is_in(rows.column(column).take(pa.array(order)), value_set=wanted)
+                order = order[hit.to_numpy(zero_copy_only=False).astype(bool)]
         if columns is not None and key_column not in columns:
-            table = table.drop_columns([key_column])
-        frame = arrow_to_frame(table)
+            rows = rows.drop_columns([key_column])
+        frame = arrow_to_frame(rows, order)
         self.location.io["read_s"] += time.perf_counter() - t0
         return _clean_strings(frame)
 
-    def _read_chain(self, chain: list[str], columns: list[str] | None) -> tuple[Any, str]:
-        """A chain's table (``columns`` and the key column) and the key column's name (``patches``)."""
+    def _read_chain(self, chain: list[str], columns: list[str] | None) -> tuple[Any, Any, str]:
+        """A chain's rows (``columns`` and the key column: ``patches.chain``), the positions of the frame's
+        rows in them, and the key column's name."""
         base, *rest = chain
         changes = [self.location.read_table(f"{OBJECTS}/{name}") for name in rest]
         key = patches.patch_key(changes[0])
         table = self.location.read_table(f"{OBJECTS}/{base}", None if columns is None else [*columns, key])
-        return patches.apply(table, [c.select([*table.column_names, patches.PATCH_OP]) for c in changes], key), key
+        rows, order = patches.chain(table, [c.select([*table.column_names, patches.PATCH_OP]) for c in changes], key)
+        return rows, order, key
 
     def write_object(self, key: str, frame: pd.DataFrame) -> str:
         """Write ``frame`` as a new object; its name (to be referenced by a manifest)."""
@@ -152,9 +164,12 @@ class StateStore:
         earlier = 0
         for name in chain[1:]:
             earlier += self.location.read_table(f"{OBJECTS}/{name}", [patches.PATCH_OP]).num_rows
-        keys, _ = self._read_chain(chain, [patch.key]) if len(chain) > 1 else (
-            self.location.read_table(f"{OBJECTS}/{chain[0]}", [patch.key]), None)
-        plan = patches.plan(keys.column(patch.key), frame, patch)
+        if len(chain) > 1:
+            rows, order, _ = self._read_chain(chain, [patch.key])
+            keys = rows.column(patch.key).take(order)
+        else:
+            keys = self.location.read_table(f"{OBJECTS}/{chain[0]}", [patch.key]).column(patch.key)
+        plan = patches.plan(keys, frame, patch)
         if plan is None or earlier + plan.rows > patches.MAX_SHARE * max(len(frame), 1):
             return None
         table = patches.patch_table(frame, plan, patch.key, schema)

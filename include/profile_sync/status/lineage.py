@@ -25,6 +25,7 @@ from profile_sync.config.loader import resolved_directories
 from profile_sync.config.presets import ResolvedDirectory
 from profile_sync.config.settings import Settings
 from profile_sync.profile_store.schema import property_specs
+from profile_sync.state.patches import Patch
 from profile_sync.status.frames import CommittedState
 from profile_sync.status.values import jsonable, text
 from profile_sync.sync.attribute_flow import REF_PREFIX, flow_in
@@ -66,7 +67,8 @@ def record_changes(previous: pd.DataFrame | None, exports: pd.DataFrame, run_id:
     operation = exports["operation"] if "operation" in exports.columns else \
         pd.Series("update", index=exports.index, dtype=object)
     changed = exports["changed"].fillna("").astype(str)
-    ids = pd.Index(exports["profile_id"]).union(out.index)
+    # The people known keep their place; new ones come last (what ``changes_patch`` tells the state store).
+    ids = out.index.append(pd.Index(exports["profile_id"].unique()).difference(out.index, sort=False))
     out = out.reindex(ids)
     out.index.name = "profile_id"
 
@@ -92,6 +94,15 @@ def record_changes(previous: pd.DataFrame | None, exports: pd.DataFrame, run_id:
     if stated.any():
         assign(pd.Index(exports.loc[stated, "profile_id"].unique()), STATE)
     return out.reset_index()
+
+
+def changes_patch(previous: pd.DataFrame | None, exports: pd.DataFrame) -> Patch:
+    """How :func:`record_changes`' frame differs from ``previous`` (for the state store, ``state.patches``):
+    the exported people's rows replaced in place, the people new to it last."""
+    known = pd.Index(previous["profile_id"]) if previous is not None and "profile_id" in previous.columns \
+        else pd.Index([], dtype=object)
+    exported = pd.Index(exports["profile_id"].unique())
+    return Patch("profile_id", appended=int((~exported.isin(known)).sum()), replaced=exported)
 
 
 # --------------------------------------------------------------------------- reading helpers

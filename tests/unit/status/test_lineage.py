@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 
 from profile_sync.status.frames import CommittedState
-from profile_sync.status.lineage import LAST_CHANGED_KEY, connector_object, person, record_changes, search
+from profile_sync.status.lineage import (LAST_CHANGED_KEY, changes_patch, connector_object, person, record_changes,
+                                         search)
 from tests.helpers.directory import BASE, USERS, FakeDirectory
 from tests.helpers.sync import SyncHarness
 
@@ -157,6 +158,25 @@ def test_record_changes_keeps_earlier_runs_and_sets_only_what_changed():
     assert pd.isna(second.loc["c", "title"])
     unchanged = record_changes(second.reset_index(), later.iloc[0:0], "r3")
     assert unchanged.set_index("profile_id").equals(second)
+
+
+def test_record_changes_keeps_known_people_in_place_and_adds_new_ones_last():
+    import pyarrow as pa
+
+    from profile_sync.state import patches
+
+    adds = pd.DataFrame({"profile_id": ["a", "b", "c"], "operation": "add", "changed": "title,work_email"})
+    previous = record_changes(None, adds, "r1")
+    later = pd.DataFrame({"profile_id": ["c", "new2", "a", "new1", "c"], "operation": ["update", "add", "update",
+                                                                                      "add", "update"],
+                          "changed": ["title", "title,work_email", "work_email", "title,work_email", "title"]})
+    out = record_changes(previous, later, "r2")
+    assert out["profile_id"].tolist() == ["a", "b", "c", "new2", "new1"]
+    patch = changes_patch(previous, later)
+    assert patch.key == "profile_id" and patch.appended == 2 and set(patch.replaced) == {"a", "c", "new1", "new2"}
+    plan = patches.plan(pa.array(previous["profile_id"]), out, patch)
+    assert plan is not None and plan.replaced.tolist() == [0, 2] and plan.appended.tolist() == [3, 4]
+    assert changes_patch(None, later).appended == 4  # c, new2, a, new1: every one new
 
 
 def test_a_dry_run_or_a_failed_run_records_no_change(synced):
