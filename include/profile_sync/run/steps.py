@@ -34,7 +34,8 @@ from profile_sync.sync.delta import (DELTA_KEY, DirtySet, apply_delta, compute_d
                                      merge_by_anchor, stale_references)
 from profile_sync.sync.join_rules import empty_links
 from profile_sync.sync.metaverse import Metaverse, build_metaverse
-from profile_sync.sync.pending_exports import ACTIVE, PendingExports, plan_profile_store_exports
+from profile_sync.sync.pending_exports import (ACTIVE, STORE_KEY_COLUMNS, PendingExports,
+                                              plan_profile_store_exports)
 from profile_sync.sync import writeback
 from profile_sync.sync.quarantine import keep_last_good
 from profile_sync.sync.scope import apply_scope
@@ -599,11 +600,17 @@ def synchronize(ctx: RunContext) -> Summary:
     mv, held_for_writeback = _hold_profile_changes(ctx, mv, spaces, directories)
     space = None
     spaces.clear()  # the connector spaces are not needed any more: their memory is reused for the store's frames
+    if mv.computed is None:
+        store_people, store_examined = ctx.state.read_frame("ps/people"), None
+    else:  # a delta compares the recomputed people only: the others' properties are not read
+        store_people = ctx.state.read_frame("ps/people", STORE_KEY_COLUMNS)
+        store_examined = ctx.state.read_frame("ps/people", where=("profile_id", mv.computed))
     pending = plan_profile_store_exports(
-        mv, ctx.state.read_frame("ps/people"), ctx.state.read_frame("ps/groups"),
+        mv, store_people, ctx.state.read_frame("ps/groups"),
         ctx.state.read_frame("ps/memberships"), _managed(directories), property_specs(ctx.settings),
         account_name_sources={d.name: d.mappings["account_name"].source for d in directories
-                               if "account_name" in import_properties(d)})
+                               if "account_name" in import_properties(d)},
+        store_examined=store_examined)
     _write_metaverse(ctx, mv, held_for_writeback == 0)
     _write_pending(ctx, pending)
     ctx.state.commit_step()

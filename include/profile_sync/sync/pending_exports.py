@@ -27,6 +27,8 @@ Operation = Literal["add", "update", "mark", "unmark"]
 ACTIVE = "active"
 MARKED = "marked_for_deletion"
 HELD_COLUMNS = ["profile_id", "source_connection", "source_dn", "reason"]
+STORE_KEY_COLUMNS = ["profile_id", "state", "source_connection"]
+"""The profile store people's columns the plan reads of every row (the others: of the people it compares)."""
 
 
 @dataclass(frozen=True)
@@ -118,13 +120,16 @@ def plan_profile_store_exports(
     managed: list[str],
     specs: dict[str, PropertySpec],
     account_name_sources: Mapping[str, str] | None = None,
+    store_examined: pd.DataFrame | None = None,
 ) -> PendingExports:
     """Compare the metaverse with the profile store and return the pending exports.
 
     After a delta synchronization (``mv.computed`` set) only the recomputed
     people are compared; everyone else is unchanged by construction.
     ``account_name_sources``: per connection, the attribute that feeds ``account_name``
-    (named in the reason a person without one is held).
+    (named in the reason a person without one is held). ``store_examined``: the store's rows of (at least)
+    the recomputed people with every compared column, when ``store_people`` holds only
+    :data:`STORE_KEY_COLUMNS` (a delta reads no other person's properties); default ``store_people``.
     """
     compare = [*managed, *SOURCE_COLUMNS]
     people = mv.people.rename(columns={"mv_id": "profile_id"})
@@ -167,7 +172,8 @@ def plan_profile_store_exports(
     unchanged = 0
     updates = existing.iloc[0:0].assign(operation=pd.Series(dtype=object), changed=pd.Series(dtype=object))
     if len(existing):
-        current = store.loc[existing["profile_id"]].reset_index(drop=True)
+        full = store if store_examined is None else store_examined.set_index("profile_id", drop=False)
+        current = full.loc[existing["profile_id"]].reset_index(drop=True)
         for c in compare:
             if c not in current.columns:
                 current[c] = None
