@@ -352,9 +352,10 @@ class ProfileStore:
         if base.seq is None or not self.exists():
             return None
         with self.reading(), self.engine.connect() as conn:
-            if not changelog.has_triggers(conn):
+            logged = self._logged_since(conn, base.seq)
+            if logged is None:
                 return None
-            changed, top = changelog.changed_since(conn, self.changelog, base.seq)
+            changed, top = logged
             actual = {c["name"] for c in inspect(conn).get_columns("user_profiles")}
             external = set(changed.get("user_profiles", set()))
             for table, ids in (also or {}).items():
@@ -376,22 +377,25 @@ class ProfileStore:
         if not self.exists():
             return None
         with self.reading(), self.engine.connect() as conn:
-            if not changelog.has_triggers(conn):
+            logged = self._logged_since(conn, seq)
+            if logged is None or any(logged[0].values()):
                 return None
-            changed, top = changelog.changed_since(conn, self.changelog, seq)
-            if any(changed.values()):
-                return None
-            return top, self.read_values(conn, self.multi_valued)
+            return logged[1], self.read_values(conn, self.multi_valued)
 
     def changed_people_since(self, seq: int) -> set[str]:
         """Profiles the change log names after ``seq`` (empty when the store keeps no log)."""
         if not self.exists():
             return set()
         with self.engine.connect() as conn:
-            if not changelog.has_triggers(conn):
-                return set()
-            changed, _ = changelog.changed_since(conn, self.changelog, seq)
-        return set(changed.get("user_profiles", set()))
+            logged = self._logged_since(conn, seq)
+        return set(logged[0].get("user_profiles", set())) if logged is not None else set()
+
+    def _logged_since(self, conn: Connection, seq: int) -> tuple[dict[str, set[str]], int] | None:
+        """What the change log names after ``seq`` (ids per table) and its position; None when the store keeps
+        no change log (no triggers)."""
+        if not changelog.has_triggers(conn):
+            return None
+        return changelog.changed_since(conn, self.changelog, seq)
 
     def _patch(self, conn: Connection, table: Table, key: str, base: pd.DataFrame, ids: set[str],
                actual: set[str] | None = None) -> tuple[pd.DataFrame, int | None]:

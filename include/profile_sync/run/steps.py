@@ -497,24 +497,20 @@ def import_profile_store(ctx: RunContext) -> Summary:
     store = _profile_store(ctx)
     committed = ctx.store.committed_manifest()
     behind = _store_ahead_of_state(committed)
+    incremental = ctx.state.get_value("run/mode") == "incremental" and behind is None
     seq = committed["values"].get("watermark/profile_store")
-    if (ctx.state.get_value("run/mode") == "incremental" and behind is None and seq is not None
-            and all(f"ps/{name}" in committed["frames"] for name in PS_FRAMES)):
+    if incremental and seq is not None and all(f"ps/{name}" in committed["frames"] for name in PS_FRAMES):
         quiet = store.quiet_since(seq)
         if quiet is not None:
             return _profile_store_unchanged(ctx, *quiet)
     base = _snapshot(ctx.store.read_committed_frame, committed["values"])
-    snapshot = None
-    if ctx.state.get_value("run/mode") == "incremental" and behind is None:
-        snapshot = store.read_changes(base) if base is not None else None
+    snapshot = store.read_changes(base) if incremental and base is not None else None
     delta = snapshot is not None
     if snapshot is None:
         snapshot = store.read_all()
         if behind is not None and base is not None and base.seq is not None:
             snapshot = dataclasses.replace(snapshot, changed_people=frozenset(store.changed_people_since(base.seq)))
-    carried = ctx.store.read_committed_frame("ps/carry")
-    changed = set(snapshot.changed_people) | (set(carried["profile_id"]) if carried is not None else set())
-    ctx.state.write_frame("ps/changed", pd.DataFrame({"profile_id": sorted(changed)}, dtype=object))
+    changed = _write_changed(ctx, snapshot.changed_people)
     _write_profile_store_space(ctx, snapshot, base if delta else None)
     if not snapshot.exists:
         return {"skipped": True, "reason": "the profile store has no tables yet (first run)"}
@@ -527,15 +523,22 @@ def _profile_store_unchanged(ctx: RunContext, seq: int, values: pd.DataFrame) ->
     """A delta import of a store nobody changed since the last run: the committed connector space stands as it
     is (the run's state refers to it; it is not read), only the log position, the multi-valued values and the
     people carried from the last run are recorded."""
-    carried = ctx.store.read_committed_frame("ps/carry")
-    changed = set(carried["profile_id"]) if carried is not None else set()
-    ctx.state.write_frame("ps/changed", pd.DataFrame({"profile_id": sorted(changed)}, dtype=object))
+    changed = _write_changed(ctx, frozenset())
     ctx.state.set_value("watermark/profile_store", seq)
     ctx.state.write_frame("ps/property_values", values)
     ctx.state.commit_step()
     counts = {name: len(ctx.store.read_committed_frame(f"ps/{name}", columns=[key]))
               for name, key in (("people", "profile_id"), ("groups", "group_id"), ("memberships", "group_id"))}
     return {"skipped": False, "delta": True, "unchanged_in_store": True, "changed_in_store": len(changed), **counts}
+
+
+def _write_changed(ctx: RunContext, changed_in_store: frozenset[str]) -> set[str]:
+    """Record (``ps/changed``) the people to synchronize again: those changed in the store by others, and those
+    the last run's confirming import carried over (``ps/carry``); returns them."""
+    carried = ctx.store.read_committed_frame("ps/carry")
+    changed = set(changed_in_store) | (set(carried["profile_id"]) if carried is not None else set())
+    ctx.state.write_frame("ps/changed", pd.DataFrame({"profile_id": sorted(changed)}, dtype=object))
+    return changed
 
 
 def _store_ahead_of_state(committed: dict[str, Any]) -> str | None:

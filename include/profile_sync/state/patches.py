@@ -72,24 +72,35 @@ class _Plan:
 def plan(previous_keys: pa.ChunkedArray | pa.Array, frame: pd.DataFrame, patch: Patch) -> _Plan | None:
     """What to write for ``frame`` as a patch of the frame whose keys are ``previous_keys``; None when the
     writer's description does not hold (keys not unique, the unchanged rows not in the previous order, more
-    appended rows than the frame has): then the frame is written whole."""
+    appended rows than the frame has): then the frame is written whole. Keys are compared in Arrow (hashing
+    100,000 keys there takes a few milliseconds; a pandas index of Python strings, ten times that)."""
     n = len(frame)
     if patch.key not in frame.columns or not 0 <= patch.appended <= n:
         return None
-    keys = frame[patch.key].to_numpy(dtype=object)
-    before = previous_keys.to_numpy(zero_copy_only=False).astype(object)
-    frame_index, before_index = pd.Index(keys), pd.Index(before)
-    if not (frame_index.is_unique and before_index.is_unique) or frame_index.hasnans or before_index.hasnans:
+    before = previous_keys.combine_chunks() if isinstance(previous_keys, pa.ChunkedArray) else previous_keys
+    try:
+        keys = pa.array(frame[patch.key].to_numpy(dtype=object), type=before.type, from_pandas=True)
+        replaced = pa.array(list(patch.replaced), type=before.type)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError, ValueError):
         return None
-    head = keys[: n - patch.appended]
-    head_index = pd.Index(head)
-    in_head = head_index.get_indexer(before) >= 0
-    if in_head.sum() != len(head) or not np.array_equal(before[in_head], head):
+    if keys.null_count or before.null_count or not (_unique(keys) and _unique(before)):
+        return None
+    head, tail = keys.slice(0, n - patch.appended), keys.slice(n - patch.appended)
+    in_head = _mask(pc.is_in(before, value_set=head))
+    if int(in_head.sum()) != len(head) or not before.filter(pa.array(in_head)).equals(head):
         return None  # a row before the appended ones is new or out of its previous place
-    in_tail = pd.Index(keys[n - patch.appended:]).get_indexer(before) >= 0
-    replaced = head_index.get_indexer(pd.Index(list(patch.replaced), dtype=object))
-    replaced = np.unique(replaced[replaced >= 0])
-    return _Plan(replaced, np.arange(n - patch.appended, n), before[~in_head & ~in_tail])
+    in_tail = _mask(pc.is_in(before, value_set=tail))
+    at = pc.index_in(replaced, value_set=head).drop_null().to_numpy(zero_copy_only=False)
+    deleted = before.filter(pa.array(~in_head & ~in_tail)).to_numpy(zero_copy_only=False)
+    return _Plan(np.unique(at).astype(np.int64), np.arange(n - patch.appended, n), deleted)
+
+
+def _unique(keys: pa.Array) -> bool:
+    return pc.count_distinct(keys).as_py() == len(keys)
+
+
+def _mask(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    return values.to_numpy(zero_copy_only=False).astype(bool)
 
 
 def patch_table(frame: pd.DataFrame, p: _Plan, key: str, schema: pa.Schema) -> pa.Table | None:
