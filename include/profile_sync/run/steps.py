@@ -13,6 +13,7 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Callable
 
+import numpy as np
 import pandas as pd
 
 from profile_sync import faults
@@ -471,6 +472,13 @@ def _import_counts(previous: pd.DataFrame | None, space: pd.DataFrame) -> dict[s
     if previous is None or previous.empty:
         return {"adds": len(now), "updates": 0, "deletes": 0, "unchanged": 0}
     before = previous.loc[previous["in_scope"], ["anchor", "row_hash"]]
+    old, new = pd.Index(before["anchor"]), pd.Index(now["anchor"])
+    if old.is_unique and new.is_unique:  # each anchor looked up in the other frame (as changed_objects does)
+        at = old.get_indexer(new)
+        found = at >= 0
+        same = found & (before["row_hash"].to_numpy()[np.where(found, at, 0)] == now["row_hash"].to_numpy())
+        return {"adds": int((~found).sum()), "updates": int((found & ~same).sum()),
+                "deletes": len(old) - int(found.sum()), "unchanged": int(same.sum())}
     m = merge_by_anchor(now, before)
     both = m["_merge"] == "both"
     same = both & (m["row_hash"] == m["row_hash_before"])

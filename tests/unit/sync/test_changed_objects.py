@@ -86,3 +86,30 @@ def test_the_import_counts_see_the_same_last_bit_change():
     now = _space([("a", 2**62 + 1, True, "cn=a,dc=x", "person"), ("e", 5, True, "cn=e,dc=x", "person"),
                   ("f", 6, True, "cn=f,dc=x", "person")])
     assert _import_counts(before, now) == {"adds": 1, "updates": 1, "deletes": 1, "unchanged": 1}
+
+
+def test_the_import_counts_by_index_agree_with_the_merge():
+    """_import_counts looks anchors up when they are unique on both sides and merges otherwise: same counts."""
+    from profile_sync.run.steps import _import_counts
+
+    rng = np.random.default_rng(11)
+    n = 3000
+    before = _space([(f"id{i}", int(rng.integers(1 << 62)), bool(rng.random() > 0.1), f"cn=p{i},dc=x", "person")
+                     for i in range(n)])
+    now = before.sample(frac=1.0, random_state=5).reset_index(drop=True)
+    hit = rng.choice(n, 400, replace=False)
+    now.loc[hit[:150], "row_hash"] += np.uint64(1)
+    now.loc[hit[150:250], "in_scope"] = ~now.loc[hit[150:250], "in_scope"]
+    now = now.drop(index=hit[250:]).reset_index(drop=True)
+    now = pd.concat([now, _space([(f"new{i}", i, True, f"cn=new{i},dc=x", "person") for i in range(40)])],
+                    ignore_index=True)
+    fast = _import_counts(before, now)
+    b = before.loc[before["in_scope"]].set_index("anchor")["row_hash"]
+    w = now.loc[now["in_scope"]].set_index("anchor")["row_hash"]
+    both = b.index.intersection(w.index)
+    assert fast == {"adds": len(w.index.difference(b.index)), "updates": int((b[both] != w[both]).sum()),
+                    "deletes": len(b.index.difference(w.index)), "unchanged": int((b[both] == w[both]).sum())}
+    assert min(fast.values()) >= 40
+    same = next(a for a in both if b[a] == w[a])
+    twice = pd.concat([now, now.loc[now["anchor"] == same]], ignore_index=True)  # a duplicate anchor: the merge
+    assert _import_counts(before, twice) == {**fast, "unchanged": fast["unchanged"] + 1}
