@@ -436,8 +436,8 @@ def _merge_delta(ctx: RunContext, d: ResolvedDirectory, delta,  # noqa: ANN001
         changed = pd.concat([changed, apply_scope(extra_objects, d, ctx.settings.deletion.disabled_accounts)],
                             ignore_index=True)
     rewritten: set[str] = set()
-    space = apply_delta(previous, changed, delta.deleted_anchors, delta.deleted_dns, references, members, previous_dns,
-                        rewritten)
+    space = apply_delta(previous, changed, delta.deleted_anchors, delta.deleted_dns, references, members,
+                        previous_dns, rewritten)
     held_before = ctx.store.read_committed_frame(f"held/{d.name}")
     if held_before is not None and len(held_before):
         retried = set(imported.objects["dn"]) | set(imported.held["dn"])

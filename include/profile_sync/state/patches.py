@@ -1,10 +1,11 @@
 """Frames stored as a patch of the previous frame: a delta run writes what changed, not the whole frame.
 
 An incremental run changes a few rows of large frames (the connector space, the metaverse people, the profile
-store's people) and used to write them whole again. A step that knows which rows it changed says so (:class:`Patch`); the store then
-writes only those rows, and the manifest names the frame as a *chain*: the base object, then its patches in
-order. Reading a chain reads the base and applies each patch in Arrow (one ``take``), so the frame read is the
-frame written, row for row and in the same order.
+store's people, the lineage) and used to write them whole again. A step that knows which rows it changed says
+so (:class:`Patch`); the store then writes only those rows, and the manifest names the frame as a *chain*: the
+base object, then its patches in order. Reading a chain works the row order out on the key column alone
+(:func:`chain`), then takes the rows column by column as they convert, so the frame read is the frame written,
+row for row and in the same order.
 
 A patch object holds the rows that replace a row of the frame before it in place (same key), the rows
 appended at the end (new keys, or keys moved there from their place), and the keys of the rows deleted, each
@@ -47,7 +48,7 @@ class Patch:
 
     ``key``: the column that names a row (unique in both frames). ``appended``: the frame's last rows that
     are new or were moved to the end (a changed object re-appended). ``replaced``: keys of the other rows
-    whose values changed in place. Every other row is the committed frame's row with that key, unchanged;
+    whose values changed in place. Every other row is the previous frame's row with that key, unchanged;
     rows of the previous frame whose key the frame no longer has are deleted."""
 
     key: str

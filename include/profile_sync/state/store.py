@@ -114,7 +114,7 @@ class StateStore:
         if isinstance(entry, str):
             return _clean_strings(self.location.read_frame(f"{OBJECTS}/{entry}", columns, where))
         t0 = time.perf_counter()
-        rows, order, key_column = self._read_chain(entry, columns)
+        rows, order, key_column, _ = self._read_chain(entry, columns)
         if where is not None:
             column, values = where
             if column not in rows.column_names:
@@ -132,15 +132,16 @@ class StateStore:
         self.location.io["read_s"] += time.perf_counter() - t0
         return _clean_strings(frame)
 
-    def _read_chain(self, chain: list[str], columns: list[str] | None) -> tuple[Any, Any, str]:
+    def _read_chain(self, chain: list[str], columns: list[str] | None) -> tuple[Any, Any, str, int]:
         """A chain's rows (``columns`` and the key column: ``patches.chain``), the positions of the frame's
-        rows in them, and the key column's name."""
+        rows in them, the key column's name and how many of the rows are the base object's (the rest are its
+        patches')."""
         base, *rest = chain
         changes = [self.location.read_table(f"{OBJECTS}/{name}") for name in rest]
         key = patches.patch_key(changes[0])
         table = self.location.read_table(f"{OBJECTS}/{base}", None if columns is None else [*columns, key])
         rows, order = patches.chain(table, [c.select([*table.column_names, patches.PATCH_OP]) for c in changes], key)
-        return rows, order, key
+        return rows, order, key, table.num_rows
 
     def write_object(self, key: str, frame: pd.DataFrame) -> str:
         """Write ``frame`` as a new object; its name (to be referenced by a manifest)."""
@@ -161,14 +162,11 @@ class StateStore:
         schema = self.location.schema(f"{OBJECTS}/{chain[0]}")
         if list(schema.names) != [str(c) for c in frame.columns] or patch.key not in schema.names:
             return None
-        earlier = 0
-        for name in chain[1:]:
-            earlier += self.location.read_table(f"{OBJECTS}/{name}", [patches.PATCH_OP]).num_rows
         if len(chain) > 1:
-            rows, order, _ = self._read_chain(chain, [patch.key])
-            keys = rows.column(patch.key).take(order)
+            rows, order, _, base_rows = self._read_chain(chain, [patch.key])
+            keys, earlier = rows.column(patch.key).take(order), rows.num_rows - base_rows
         else:
-            keys = self.location.read_table(f"{OBJECTS}/{chain[0]}", [patch.key]).column(patch.key)
+            keys, earlier = self.location.read_table(f"{OBJECTS}/{chain[0]}", [patch.key]).column(patch.key), 0
         plan = patches.plan(keys, frame, patch)
         if plan is None or earlier + plan.rows > patches.MAX_SHARE * max(len(frame), 1):
             return None
