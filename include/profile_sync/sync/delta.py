@@ -148,13 +148,13 @@ def reference_dependents(
         if not sources:
             continue
         space = spaces[d.name]
-        people = space.loc[space["in_scope"] & (space["object_type"] == "person")]
+        people = space["in_scope"] & (space["object_type"] == "person")  # (not a copy of every column)
         conn_targets = targets.loc[targets["connection"] == d.name, ["dn_norm", "mv_id"]].dropna()
         conn_targets = conn_targets.drop_duplicates("dn_norm").set_index("dn_norm")["mv_id"]
         changed_dns = dirty.dns.get(d.name, frozenset())
         for source in sources:
             column = attr_column(source)
-            refs = people.loc[people[column].notna(), ["anchor", column]]
+            refs = space.loc[people & space[column].notna(), ["anchor", column]]
             if refs.empty:
                 continue
             values = first_values(refs[column])

@@ -113,8 +113,8 @@ def build_metaverse(
         for p in import_properties(d):
             if p not in properties:
                 properties.append(p)
-        connected = space.merge(links.loc[links["connected"], ["anchor", "mv_id"]], on="anchor", how="inner")
-        groups = connected.loc[connected["object_type"] == "group"].reset_index(drop=True)
+        groups = space.loc[space["object_type"] == "group"].merge(
+            links.loc[links["connected"], ["anchor", "mv_id"]], on="anchor", how="inner")  # in the space's order
         groups["name"] = first_value(groups[attr_column(d.group_name_attribute)])
         groups = groups.rename(columns={"anchor": "source_anchor", "dn": "source_dn"}).assign(
             rank=rank, source_connection=d.name)

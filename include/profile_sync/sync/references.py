@@ -74,15 +74,16 @@ def resolve_person_references(
     out = people.drop(columns=ref_cols)
     unresolved: list[pd.DataFrame] = []
     targets = targets.loc[targets["connection"] == connection]
-    # A person without an account name (held in quarantine) cannot be referenced: blank counts as none.
-    present = (names["account_name"].astype("string").str.strip().fillna("") != "").to_numpy(dtype=bool)
-    names = names.assign(account_name=names["account_name"].where(present, None))
+    names = names.rename(columns={"mv_id": "mv_id_target", "account_name": "_value"})
     for col in ref_cols:
         prop = col[len(REF_PREFIX):]
         refs = people.loc[people[col].notna(), ["mv_id", "source_dn", col]]
         m = refs.merge(targets, left_on=col, right_on="dn_norm", how="left", suffixes=("", "_target"))
-        m = m.merge(names.rename(columns={"mv_id": "mv_id_target", "account_name": "_value"}),
-                    on="mv_id_target", how="left")
+        m = m.merge(names, on="mv_id_target", how="left")
+        # A person without an account name (held in quarantine) cannot be referenced: blank counts as none
+        # (judged on the names referenced, not on every person's).
+        present = (m["_value"].astype("string").str.strip().fillna("") != "").to_numpy(dtype=bool)
+        m["_value"] = m["_value"].where(present, None)
         resolved = m["mv_id_target"].notna() & (m["object_type"] == "person") & m["_value"].notna()
         values = m.loc[resolved, ["mv_id", "_value"]].drop_duplicates("mv_id").set_index("mv_id")["_value"]
         out[prop] = out["mv_id"].map(values).astype(object)
