@@ -12,6 +12,7 @@ import subprocess
 
 import pytest
 
+from profile_sync.state.store import object_names
 from tests.helpers.delta import assert_same, snapshot
 from tests.helpers.directory import team
 from tests.helpers.sync import SyncHarness
@@ -63,7 +64,7 @@ def test_a_full_state_store_disk_fails_cleanly_and_the_next_run_converges(small_
         assert inspector.coordination.live_runs() == []
         assert inspector.store.committed_manifest() == committed
         objects = {o.name for o in inspector.store.location.list("objects")}
-        assert objects == set(committed["frames"].values())  # no truncated or orphaned object
+        assert objects == {n for e in committed["frames"].values() for n in object_names(e)}  # no truncated or orphaned object
 
         _remount(small_disk, 64 * 1024 * 1024)
         out = h.sync(team(45), mode="incremental")

@@ -22,6 +22,7 @@ import pytest
 
 from profile_sync.profile_store import changelog
 from profile_sync.run import plan
+from profile_sync.state.store import object_names
 from tests.conftest import ROOT
 from tests.helpers.delta import assert_same, snapshot
 from tests.helpers.directory import USERS, FakeDirectory, team
@@ -133,7 +134,8 @@ def test_a_run_killed_at_any_point_converges(point, backend, reference, tmp_path
             assert dead["status"] == "success", dead
         assert h.inspector().coordination.live_runs() == []
         store = h.inspector().store
-        assert {o.name for o in store.location.list("objects")} == set(store.committed_manifest()["frames"].values())
+        assert {o.name for o in store.location.list("objects")} == {
+            n for e in store.committed_manifest()["frames"].values() for n in object_names(e)}
 
         h.sync(_after(), mode="full")
         assert_same(snapshot(h), reference[0], f"a full run after a kill at {point}")

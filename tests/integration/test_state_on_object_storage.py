@@ -12,6 +12,7 @@ import uuid
 import pandas as pd
 import pytest
 
+from profile_sync.state.store import object_names
 from tests.helpers.delta import assert_same, snapshot
 from tests.helpers.directory import USERS, team
 from tests.helpers.sync import SyncHarness
@@ -58,6 +59,6 @@ def test_runs_on_object_storage_equal_runs_on_a_folder(s3_harness, tmp_path):
 
         listed = s3.client().list_objects_v2(Bucket=bucket, Prefix="state/objects/")
         names = {o["Key"].rsplit("/", 1)[1] for o in listed.get("Contents", [])}
-        assert names == set(h.committed_manifest()["frames"].values())
+        assert names == {n for e in h.committed_manifest()["frames"].values() for n in object_names(e)}
     finally:
         local.close()
