@@ -216,16 +216,21 @@ class Location:
 
 def select_rows(table: "pa.Table", where: "tuple[str, Collection[Any]] | None") -> "pa.Table":
     """The rows of ``table`` whose column ``where[0]`` holds one of the values ``where[1]`` (all when None)."""
+    return table if where is None else table.filter(matching(table, where))
+
+
+def matching(table: "pa.Table", where: "tuple[str, Collection[Any]]") -> "np.ndarray":
+    """Which rows of ``table`` hold in column ``where[0]`` one of the values ``where[1]`` (none when ``table``
+    has no such column)."""
+    import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    if where is None:
-        return table
     key, values = where
     if key not in table.column_names or not table.num_rows:  # (an empty frame's column may be untyped)
-        return table.slice(0, 0)
+        return np.zeros(table.num_rows, dtype=bool)
     wanted = pa.array(list(values), type=table.schema.field(key).type)
-    return table.filter(pc.is_in(table.column(key), value_set=wanted))
+    return pc.is_in(table.column(key), value_set=wanted).to_numpy(zero_copy_only=False).astype(bool)
 
 
 def arrow_to_frame(table: "pa.Table", order: "np.ndarray | None" = None) -> "pd.DataFrame":

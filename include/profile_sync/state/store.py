@@ -42,7 +42,7 @@ from profile_sync.state.coordination import EMPTY_MANIFEST, Coordination
 from profile_sync.state import patches
 from profile_sync.state.errors import StateError
 from profile_sync.state.files import slug
-from profile_sync.state.location import Location, arrow_to_frame
+from profile_sync.state.location import Location, arrow_to_frame, matching
 from profile_sync.state.patches import Patch
 
 if TYPE_CHECKING:
@@ -115,17 +115,10 @@ class StateStore:
             return _clean_strings(self.location.read_frame(f"{OBJECTS}/{entry}", columns, where))
         t0 = time.perf_counter()
         rows, order, key_column, _ = self._read_chain(entry, columns)
-        if where is not None:
-            column, values = where
-            if column not in rows.column_names:
-                order = order[:0]
-            else:
-                import pyarrow as pa
-                import pyarrow.compute as pc
-
-                wanted = pa.array(list(values), type=rows.schema.field(column).type)
-                hit = pc.is_in(rows.column(column).take(pa.array(order)), value_set=wanted)
-                order = order[hit.to_numpy(zero_copy_only=False).astype(bool)]
+        if where is not None and where[0] in rows.column_names:  # the frame's rows, then those of them wanted
+            order = order[matching(rows.select([where[0]]).take(order), where)]
+        elif where is not None:
+            order = order[:0]
         if columns is not None and key_column not in columns:
             rows = rows.drop_columns([key_column])
         frame = arrow_to_frame(rows, order)
