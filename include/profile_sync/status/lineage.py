@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from profile_sync.config.loader import resolved_directories
@@ -57,8 +58,10 @@ def record_changes(previous: pd.DataFrame | None, exports: pd.DataFrame, run_id:
 
     ``exports``: ``profile_id``, ``changed`` (comma-separated properties) and, for the directory export,
     ``operation`` (``add`` | ``update`` | ``unmark`` | ``mark``). Every property in ``changed`` gets
-    ``run_id``; adds, marks and unmarks also set ``state``. Vectorised: adds (every property at once)
-    apart from the updates, which are exploded.
+    ``run_id``; adds, marks and unmarks also set ``state``. Vectorised: the rows each property gets are
+    gathered as positions (adds share one list of properties, looked up once; updates are exploded), and
+    each column is written once (``.loc`` per property looked 100,000 labels up again for each of ~20
+    properties of a first full run: 0.40 s of its gate, sampled).
     """
     out = previous.set_index("profile_id") if previous is not None and len(previous.columns) else \
         pd.DataFrame(index=pd.Index([], dtype=object, name="profile_id"))
@@ -71,28 +74,33 @@ def record_changes(previous: pd.DataFrame | None, exports: pd.DataFrame, run_id:
     ids = out.index.append(pd.Index(exports["profile_id"].unique()).difference(out.index, sort=False))
     out = out.reindex(ids)
     out.index.name = "profile_id"
+    rows_of: dict[str, list[np.ndarray]] = {}
+    """Property → positions (in ``out``) of the rows it is set on, in the order properties are first met."""
 
-    def assign(rows: pd.Index, prop: str) -> None:
-        if prop not in out.columns:
-            out[prop] = pd.Series(None, index=out.index, dtype=object)
-        out.loc[rows, prop] = run_id
+    def assign(people: pd.Series | pd.Index, prop: str) -> None:
+        rows_of.setdefault(prop, []).append(out.index.get_indexer(people))
 
     adds = operation == "add"
-    # Adds share one list of properties (every managed column): assign each property once.
+    # Adds share one list of properties (every managed column): their rows are looked up once.
     for props, group in exports.loc[adds].groupby(changed[adds]):
-        rows = pd.Index(group["profile_id"])
+        rows = out.index.get_indexer(group["profile_id"])
         for prop in (p for p in str(props).split(",") if p and p not in SOURCE_COLUMNS):
-            assign(rows, prop)
+            rows_of.setdefault(prop, []).append(rows)
     rest = ~adds & (changed != "")
     if rest.any():
         pairs = pd.DataFrame({"profile_id": exports.loc[rest, "profile_id"].to_numpy(),
                               "property": changed[rest].str.split(",").to_numpy()}).explode("property")
         pairs = pairs.loc[~pairs["property"].isin([*SOURCE_COLUMNS, ""])]
         for prop, group in pairs.groupby("property"):
-            assign(pd.Index(group["profile_id"].unique()), str(prop))
+            assign(group["profile_id"], str(prop))
     stated = operation.isin(["add", "mark", "unmark"])
     if stated.any():
-        assign(pd.Index(exports.loc[stated, "profile_id"].unique()), STATE)
+        assign(exports.loc[stated, "profile_id"], STATE)
+    for prop, parts in rows_of.items():
+        column = out[prop].to_numpy(dtype=object, copy=True) if prop in out.columns else \
+            np.full(len(out), None, dtype=object)
+        column[np.concatenate(parts)] = run_id
+        out[prop] = column
     return out.reset_index()
 
 

@@ -178,7 +178,8 @@ def build_metaverse(
 
     memberships, unresolved_members = resolve_memberships(spaces, links, directories, known, targets)
     # Memberships only between active objects; a deleted or out-of-scope person's memberships drop.
-    active = set(people.loc[people["state"] == ACTIVE, "mv_id"]) | set(groups.loc[groups["state"] == ACTIVE, "mv_id"])
+    active = np.concatenate([people.loc[people["state"] == ACTIVE, "mv_id"].to_numpy(dtype=object),
+                             groups.loc[groups["state"] == ACTIVE, "mv_id"].to_numpy(dtype=object)])
     memberships = memberships.loc[memberships["group_id"].isin(active) & memberships["member_id"].isin(active)]
 
     groups = groups[["mv_id", "state", "name", *SOURCE_COLUMNS]]
