@@ -258,7 +258,7 @@ def apply_delta(
     renamed = renamed.loc[renamed["dn_norm_old"] != renamed["dn_norm"]]
     new_dn = dict(zip(renamed["dn_norm_old"], renamed["dn"]))
     gone = set(previous.loc[previous["anchor"].isin(deleted), "dn_norm"].dropna())
-    kept = previous.loc[~previous["anchor"].isin(deleted | set(changed["anchor"]))].copy()
+    kept = previous.loc[~previous["anchor"].isin(deleted | set(changed["anchor"]))]  # a new frame (copy on write)
     if new_dn or gone:
         kept = _rewrite_references(kept, new_dn, gone, reference_columns, member_columns,
                                    known if known is not None else KnownDns(previous), rewritten)

@@ -83,7 +83,7 @@ def link_connection(space: pd.DataFrame, connection: str, previous: pd.DataFrame
     if not project:
         new &= merged["object_type"] != "person"
     merged.loc[new, "mv_id"] = projected_ids(connection, merged.loc[new, "object_type"], merged.loc[new, "anchor"])
-    merged = merged.loc[merged["mv_id"].notna()].copy()
+    merged = merged.loc[merged["mv_id"].notna()]
     merged["connected"] = merged["in_scope"].fillna(False).astype(bool)
     merged["connection"] = connection
     return merged[LINK_COLUMNS].reset_index(drop=True), report

@@ -135,7 +135,7 @@ def plan_profile_store_exports(
     people = mv.people.rename(columns={"mv_id": "profile_id"})
     active = people["state"] == ACTIVE
     examined = active if mv.computed is None else active & people["profile_id"].isin(mv.computed)
-    desired = people.loc[examined].copy()
+    desired = people.loc[examined]  # a new frame: pandas 3 copies on write
     for c in managed:
         if c not in desired.columns:
             desired[c] = None

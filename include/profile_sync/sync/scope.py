@@ -30,8 +30,9 @@ BITWISE_OR = "1.2.840.113556.1.4.804"
 def apply_scope(
     frame: pd.DataFrame, directory: ResolvedDirectory, disabled_policy: DisabledAccountPolicy
 ) -> pd.DataFrame:
-    """Return a copy of ``frame`` with ``in_scope`` and ``scope_reason`` set."""
-    out = frame.copy()
+    """Return a copy of ``frame`` with ``in_scope`` and ``scope_reason`` set (a shallow copy: pandas 3 copies on
+    write, so setting the two columns leaves ``frame`` as it was, and its other columns are not copied)."""
+    out = frame.copy(deep=False)
     reason = pd.Series(None, index=out.index, dtype="object")
     dn = out["dn_norm"]
 
