@@ -77,25 +77,25 @@ def record_changes(previous: pd.DataFrame | None, exports: pd.DataFrame, run_id:
     rows_of: dict[str, list[np.ndarray]] = {}
     """Property → positions (in ``out``) of the rows it is set on, in the order properties are first met."""
 
-    def assign(people: pd.Series | pd.Index, prop: str) -> None:
-        rows_of.setdefault(prop, []).append(out.index.get_indexer(people))
+    def assign(rows: np.ndarray, prop: str) -> None:
+        rows_of.setdefault(prop, []).append(rows)
 
     adds = operation == "add"
     # Adds share one list of properties (every managed column): their rows are looked up once.
     for props, group in exports.loc[adds].groupby(changed[adds]):
         rows = out.index.get_indexer(group["profile_id"])
         for prop in (p for p in str(props).split(",") if p and p not in SOURCE_COLUMNS):
-            rows_of.setdefault(prop, []).append(rows)
+            assign(rows, prop)
     rest = ~adds & (changed != "")
     if rest.any():
         pairs = pd.DataFrame({"profile_id": exports.loc[rest, "profile_id"].to_numpy(),
                               "property": changed[rest].str.split(",").to_numpy()}).explode("property")
         pairs = pairs.loc[~pairs["property"].isin([*SOURCE_COLUMNS, ""])]
         for prop, group in pairs.groupby("property"):
-            assign(group["profile_id"], str(prop))
+            assign(out.index.get_indexer(group["profile_id"]), str(prop))
     stated = operation.isin(["add", "mark", "unmark"])
     if stated.any():
-        assign(exports.loc[stated, "profile_id"], STATE)
+        assign(out.index.get_indexer(exports.loc[stated, "profile_id"]), STATE)
     for prop, parts in rows_of.items():
         column = out[prop].to_numpy(dtype=object, copy=True) if prop in out.columns else \
             np.full(len(out), None, dtype=object)
